@@ -1,0 +1,39 @@
+"""Exchange trading days: every date in alphaline is a session of the configured exchange."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+
+@lru_cache(maxsize=8)
+def _calendar(name: str) -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(name, start="1990-01-01")
+
+
+def sessions(name: str, start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:
+    """Exchange sessions in [start, end] as tz-naive midnight timestamps."""
+    return _calendar(name).sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))
+
+
+def is_session(name: str, day: dt.date | str) -> bool:
+    return bool(_calendar(name).is_session(pd.Timestamp(day)))
+
+
+def previous_session(name: str, day: dt.date | str) -> pd.Timestamp:
+    return _calendar(name).previous_session(pd.Timestamp(day))
+
+
+def latest_session(name: str, day: dt.date | str) -> pd.Timestamp:
+    """``day`` if it is a session, else the last session before it."""
+    ts = pd.Timestamp(day)
+    cal = _calendar(name)
+    return ts if cal.is_session(ts) else cal.date_to_session(ts, direction="previous")
+
+
+def sessions_between(name: str, earlier: dt.date | str, later: dt.date | str) -> int:
+    """Number of sessions after ``earlier`` up to and including ``later``."""
+    return max(len(sessions(name, earlier, later)) - 1, 0)

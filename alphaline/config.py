@@ -1,0 +1,240 @@
+"""Typed parameters: ``params.yaml`` is the single source of truth.
+
+Every section is required and has no code-side defaults, so the file a user edits (and DVC
+tracks) is the whole configuration. Bad values stop the program at start with the key path
+and the allowed range, before anything reads data or touches the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+from pathlib import Path
+from typing import Annotated, Literal
+
+import annotated_types as at
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# Hard ceilings on risk limits: a configuration mistake cannot lift them.
+HARD_MAX_GROSS = 3.0
+HARD_MAX_NET = 0.5
+HARD_MAX_POSITION_WEIGHT = 0.25
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class ConfigError(ValueError):
+    """A parameter file that cannot be used; the message names each bad key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FilesParams(_Section):
+    path: str
+
+
+class YFinanceParams(_Section):
+    symbols: Annotated[list[str], Field(min_length=1)]
+    base_url: str
+
+
+class SyntheticParams(_Section):
+    n_symbols: Annotated[int, Field(ge=5, le=5000)]
+    seed: Annotated[int, Field(ge=0)]
+    mode: Literal["alpha", "noise"]
+    alpha_strength: Annotated[float, Field(ge=0, le=0.5)]
+
+
+class DataParams(_Section):
+    source: Literal["synthetic", "files", "yfinance"]
+    start: dt.date
+    end: dt.date
+    calendar: str
+    files: FilesParams
+    yfinance: YFinanceParams
+    synthetic: SyntheticParams
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DataParams:
+        if self.end <= self.start:
+            raise ValueError(f"data.end ({self.end}) must come after data.start ({self.start})")
+        return self
+
+
+class ValidationParams(_Section):
+    max_abs_daily_return: Annotated[float, Field(gt=0, le=5)]
+    max_staleness_days: Annotated[int, Field(ge=0, le=30)]
+
+
+class FeatureParams(_Section):
+    label_horizon: Annotated[int, Field(ge=1, le=60)]
+
+
+class CVParams(_Section):
+    n_splits: Annotated[int, Field(ge=2, le=50)]
+    embargo_days: Annotated[int, Field(ge=0, le=60)]
+    min_train_days: Annotated[int, Field(ge=20)]
+
+
+class TuningParams(_Section):
+    n_trials: Annotated[int, Field(ge=1, le=10000)]
+    seed: Annotated[int, Field(ge=0)]
+    timeout_s: Annotated[int, Field(ge=1)]
+
+
+class ModelParams(_Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    n_estimators: Annotated[int, Field(ge=10, le=5000)]
+
+
+class GateParams(_Section):
+    min_deflated_sharpe: Annotated[float, Field(ge=0, le=1)]
+    min_rank_ic: Annotated[float, Field(ge=-1, le=1)]
+    min_improvement: Annotated[float, Field(ge=0, le=1)]
+
+
+class PortfolioParams(_Section):
+    quantile: Annotated[float, Field(gt=0, le=0.5)]
+    gross_exposure: Annotated[float, Field(gt=0, le=HARD_MAX_GROSS)]
+    max_position_weight: Annotated[float, Field(gt=0, le=HARD_MAX_POSITION_WEIGHT)]
+
+
+class RiskParams(_Section):
+    max_gross_exposure: Annotated[float, Field(gt=0, le=HARD_MAX_GROSS)]
+    max_net_exposure: Annotated[float, Field(ge=0, le=HARD_MAX_NET)]
+    max_position_weight: Annotated[float, Field(gt=0, le=HARD_MAX_POSITION_WEIGHT)]
+    max_order_notional: PositiveFloat
+    price_band: Annotated[float, Field(gt=0, le=0.5)]
+
+
+class BrokerParams(_Section):
+    kind: Literal["paper", "ibkr"]
+    initial_cash: PositiveFloat
+    commission_per_share: Annotated[float, Field(ge=0, le=1)]
+    half_spread_bps: Annotated[float, Field(ge=0, le=500)]
+    impact_coefficient: Annotated[float, Field(ge=0, le=10)]
+
+
+class DriftParams(_Section):
+    psi_threshold: Annotated[float, Field(gt=0, le=10)]
+    lookback_days: Annotated[int, Field(ge=5, le=250)]
+
+
+class ScheduleParams(_Section):
+    timezone: str
+    daily_trading_cron: str
+    drift_check_cron: str
+    retrain_rrule: str
+
+
+class StorageParams(_Section):
+    ledger_url: str | None
+    mlflow_tracking_uri: str | None
+
+
+class Params(_Section):
+    data: DataParams
+    validation: ValidationParams
+    features: FeatureParams
+    cv: CVParams
+    tuning: TuningParams
+    model: ModelParams
+    gate: GateParams
+    portfolio: PortfolioParams
+    risk: RiskParams
+    broker: BrokerParams
+    drift: DriftParams
+    schedule: ScheduleParams
+    storage: StorageParams
+
+    @model_validator(mode="after")
+    def _portfolio_within_risk(self) -> Params:
+        # The target portfolio must be one the risk engine would accept.
+        if self.portfolio.gross_exposure > self.risk.max_gross_exposure:
+            raise ValueError(
+                f"portfolio.gross_exposure ({self.portfolio.gross_exposure}) exceeds "
+                f"risk.max_gross_exposure ({self.risk.max_gross_exposure})"
+            )
+        if self.portfolio.max_position_weight > self.risk.max_position_weight:
+            raise ValueError(
+                f"portfolio.max_position_weight ({self.portfolio.max_position_weight}) exceeds "
+                f"risk.max_position_weight ({self.risk.max_position_weight})"
+            )
+        return self
+
+    def with_overrides(self, overrides: dict[str, object]) -> Params:
+        """A copy with dotted-key overrides (``{"data.synthetic.seed": 3}``), validated again."""
+        raw = self.model_dump(mode="json")
+        for key, value in overrides.items():
+            node = raw
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node[part]
+            if leaf not in node:
+                raise ConfigError(f"unknown parameter {key!r}")
+            node[leaf] = value
+        return parse_params(raw, source="<overrides>")
+
+
+def _allowed(model: type[BaseModel], loc: tuple[object, ...]) -> str | None:
+    """Describe the allowed values of the field at ``loc``, read from its declaration."""
+    field_info = None
+    current: type | None = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field_info = current.model_fields.get(str(part))
+        if field_info is None:
+            return None
+        current = field_info.annotation
+    if field_info is None:
+        return None
+    annotation = field_info.annotation
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    bounds = []
+    for meta in field_info.metadata:
+        for attr, symbol in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
+            if isinstance(meta, getattr(at, attr.capitalize())):
+                bounds.append(f"{symbol} {getattr(meta, attr)}")
+    name = getattr(annotation, "__name__", str(annotation))
+    return f"{name} " + " and ".join(bounds) if bounds else name
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not isinstance(p, int))
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+            continue
+        allowed = _allowed(Params, loc)
+        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+        hint = f"; allowed: {allowed}" if allowed else ""
+        lines.append(f"  {key}: {err['msg']}{got}{hint}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: object, source: str = "params.yaml") -> Params:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_params(path: str | Path) -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: parameter file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, source=str(path))

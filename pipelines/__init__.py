@@ -1,0 +1,1 @@
+"""Ingestion, validation, featurization, training and evaluation steps."""
