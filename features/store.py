@@ -106,6 +106,9 @@ def historical(store: FeatureStore, entities: pd.DataFrame, names: list[str],
     out = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
     out = out.drop(columns=[TIMESTAMP])
     out["date"] = pd.to_datetime(out["date"])
+    if out["date"].dt.tz is not None:  # Feast reads naive datetimes as UTC
+        out["date"] = out["date"].dt.tz_convert("UTC").dt.tz_localize(None)
+    out["date"] = out["date"].astype("datetime64[ns]")
     return entities[["symbol", "date"]].merge(out, on=["symbol", "date"], how="left")
 
 

@@ -1,1 +1,1 @@
-
+"""Estimators, splitters, tuning, metrics, the registry gate and explanations."""

@@ -1,1 +1,1 @@
-
+"""Portfolio construction, risk engine, costs, brokers and the ledger."""

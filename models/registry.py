@@ -1,0 +1,109 @@
+"""MLflow tracking and registry: log a candidate, read the champion, record the gate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+
+from models.gate import GateDecision  # noqa: E402
+from models.lgbm import LGBMScorer  # noqa: E402
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class Registered:
+    run_id: str
+    version: str
+
+
+def configure(tracking_uri: str, artifact_root: Path, experiment: str) -> str:
+    """Point MLflow at the project's store; return the experiment id."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        exp_id = found.experiment_id
+    else:
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_root.as_uri())
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def log_candidate(name: str, model: LGBMScorer, X_sample: pd.DataFrame, *, params: dict,
+                  metrics: dict[str, float], tags: dict[str, str], figures: dict[str, object],
+                  artifacts: dict[str, object]) -> Registered:
+    """One MLflow run with everything needed to audit the model; registered as challenger."""
+    with mlflow.start_run(run_name=f"{name}-train") as run:
+        mlflow.log_params({f"hp.{k}": v for k, v in model.hyperparameters().items()})
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.set_tags(tags)
+        for file_name, figure in figures.items():
+            mlflow.log_figure(figure, file_name)
+        for file_name, obj in artifacts.items():
+            mlflow.log_dict(obj, file_name)
+        signature = infer_signature(X_sample, model.predict(X_sample))
+        info = mlflow.lightgbm.log_model(
+            model.model_, name="model", signature=signature,
+            input_example=X_sample.head(3), registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return Registered(run.info.run_id, version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def recipe(name: str, version: str) -> dict:
+    """Hyperparameters and feature list of a registered version, to refit it on new folds."""
+    client = MlflowClient()
+    run = client.get_run(client.get_model_version(name, version).run_id)
+    hp = {k[3:]: _parse(v) for k, v in run.data.params.items() if k.startswith("hp.")}
+    features = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/features.json")["features"]
+    return {"params": hp, "features": features, "metrics": dict(run.data.metrics)}
+
+
+def _parse(value: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def record_decision(name: str, version: str, decision: GateDecision,
+                    metrics: dict[str, float]) -> None:
+    client = MlflowClient()
+    for key, value in decision.as_tags().items():
+        client.set_model_version_tag(name, version, key, value)
+    for key, value in metrics.items():
+        client.set_model_version_tag(name, version, f"gate.{key}", f"{value:.6g}")
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def load_alias(name: str, alias: str = CHAMPION):
+    """The pyfunc model behind ``models:/<name>@<alias>`` and its version."""
+    version = alias_version(name, alias)
+    if version is None:
+        raise LookupError(f"registered model {name!r} has no {alias!r} alias yet: run retrain")
+    return mlflow.pyfunc.load_model(f"models:/{name}@{alias}"), version

@@ -1,0 +1,82 @@
+"""Ingest: bars from the configured source, validated, then merged into the validated store.
+
+Nothing downstream is written unless the whole batch passes validation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pandas as pd
+
+from alphaline.calendar import latest_session, sessions
+from alphaline.io import write_parquet
+from alphaline.project import Project
+from pipelines.sources import BAR_COLUMNS, OPTIONAL_COLUMNS, make_source
+from pipelines.validate import ValidationReport, validate_or_quarantine
+
+log = logging.getLogger(__name__)
+
+
+def fetch(project: Project, start: dt.date, end: dt.date) -> pd.DataFrame:
+    return make_source(project.params, project.root).load(start, end)
+
+
+def validate(project: Project, bars: pd.DataFrame, as_of: dt.date | None = None
+             ) -> ValidationReport:
+    p = project.params
+    return validate_or_quarantine(bars, p.validation, p.data.calendar, project.gx_dir,
+                                  project.quarantine_dir, as_of)
+
+
+def clean(bars: pd.DataFrame) -> pd.DataFrame:
+    """Validated bars in contract form: contract columns only, sorted by (symbol, date)."""
+    keep = [c for c in [*BAR_COLUMNS, *OPTIONAL_COLUMNS] if c in bars.columns]
+    return bars[keep].sort_values(["symbol", "date"], ignore_index=True)
+
+
+def merge(existing: pd.DataFrame | None, batch: pd.DataFrame) -> pd.DataFrame:
+    """New rows win over stored rows with the same (symbol, date)."""
+    if existing is None or existing.empty:
+        return clean(batch)
+    combined = pd.concat([existing, clean(batch)], ignore_index=True)
+    combined = combined.drop_duplicates(["symbol", "date"], keep="last")
+    return clean(combined)
+
+
+def load_validated(project: Project) -> pd.DataFrame:
+    if not project.validated_bars.is_file():
+        raise FileNotFoundError(
+            f"{project.validated_bars} not found: run `alphaline ingest` (or `dvc repro`) first"
+        )
+    return pd.read_parquet(project.validated_bars)
+
+
+def ingest_history(project: Project) -> pd.DataFrame:
+    """The research history [data.start, data.end] → data/raw/bars.parquet."""
+    bars = fetch(project, project.params.data.start, project.params.data.end)
+    write_parquet(bars, project.raw_bars)
+    return bars
+
+
+def validate_history(project: Project) -> ValidationReport:
+    """data/raw → GX → data/validated (only when every rule passes)."""
+    bars = pd.read_parquet(project.raw_bars)
+    report = validate(project, bars)
+    write_parquet(clean(bars), project.validated_bars)
+    return report
+
+
+def ingest_day(project: Project, day: dt.date, lookback_sessions: int = 10) -> pd.DataFrame:
+    """The daily path: the last few sessions up to ``day``, validated, merged into the store."""
+    cal = project.params.data.calendar
+    day_ts = latest_session(cal, day)
+    window = sessions(cal, day_ts - pd.Timedelta(days=lookback_sessions * 2 + 10), day_ts)
+    start = window[-lookback_sessions - 1] if len(window) > lookback_sessions else window[0]
+    batch = fetch(project, start.date(), day_ts.date())
+    validate(project, batch, as_of=day_ts.date())
+    existing = pd.read_parquet(project.validated_bars) if project.validated_bars.is_file() else None
+    merged = merge(existing, batch)
+    write_parquet(merged, project.validated_bars)
+    return merged

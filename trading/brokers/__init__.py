@@ -1,0 +1,1 @@
+"""Brokers: where approved orders go. ``paper`` simulates fills; live brokers need a switch."""

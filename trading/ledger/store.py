@@ -1,0 +1,187 @@
+"""Ledger access. Writes are idempotent: keys derive from the trading day, so a rerun of a
+day adds nothing that is already there."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from trading.ledger.models import CashMovement, Control, DailyNav, Fill, Order, Position, Signal
+
+_ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
+
+ACTIVE, HALTED = "ACTIVE", "HALTED"
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    cfg = Config(str(_ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(_ALEMBIC_INI.parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Ledger:
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = create_engine(url, future=True)
+        migrate(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    # capital
+    def ensure_initial_cash(self, day: dt.date, amount: float) -> None:
+        with self.session() as s, s.begin():
+            if s.scalar(select(func.count()).select_from(CashMovement)) == 0:
+                s.add(CashMovement(day=day, amount=amount, note="initial capital"))
+
+    def cash(self, through: dt.date | None = None) -> float:
+        with self.session() as s:
+            q_cash = select(func.coalesce(func.sum(CashMovement.amount), 0.0))
+            q_fills = select(func.coalesce(func.sum(
+                -Fill.quantity * Fill.price - Fill.commission - Fill.slippage), 0.0))
+            if through is not None:
+                q_cash = q_cash.where(CashMovement.day <= through)
+                q_fills = q_fills.where(Fill.day <= through)
+            return float(s.scalar(q_cash)) + float(s.scalar(q_fills))
+
+    # controls
+    def trading_state(self) -> str:
+        with self.session() as s:
+            row = s.get(Control, "trading_state")
+            return row.value if row else ACTIVE
+
+    def set_trading_state(self, state: str, reason: str) -> None:
+        if state not in (ACTIVE, HALTED):
+            raise ValueError(f"trading state must be {ACTIVE} or {HALTED}, not {state!r}")
+        with self.session() as s, s.begin():
+            s.merge(Control(key="trading_state", value=state, reason=reason))
+
+    # signals
+    def record_signals(self, day: dt.date, scores: pd.DataFrame, model_name: str,
+                       model_version: str) -> int:
+        """``scores``: symbol, score, reasons (list). Returns rows added."""
+        ranks = scores["score"].rank(ascending=False, method="first").astype(int)
+        added = 0
+        with self.session() as s, s.begin():
+            have = set(s.scalars(select(Signal.symbol).where(
+                Signal.trading_day == day, Signal.model_version == model_version)))
+            for (_, row), rank in zip(scores.iterrows(), ranks, strict=True):
+                if row["symbol"] in have:
+                    continue
+                s.add(Signal(trading_day=day, symbol=row["symbol"], score=float(row["score"]),
+                             rank=int(rank), model_name=model_name, model_version=model_version,
+                             reasons=json.dumps(row.get("reasons", []))))
+                added += 1
+        return added
+
+    # orders
+    def existing_order_ids(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        with self.session() as s:
+            return set(s.scalars(select(Order.client_order_id)
+                                 .where(Order.client_order_id.in_(ids))))
+
+    def add_orders(self, orders: list[Order]) -> list[Order]:
+        """Insert orders whose ids are new; return those inserted."""
+        known = self.existing_order_ids(o.client_order_id for o in orders)
+        fresh = [o for o in orders if o.client_order_id not in known]
+        with self.session() as s, s.begin():
+            s.add_all(fresh)
+        return fresh
+
+    def set_status(self, client_order_id: str, status: str, reason: str | None = None) -> None:
+        with self.session() as s, s.begin():
+            order = s.get(Order, client_order_id)
+            if order is None:
+                raise KeyError(client_order_id)
+            order.status = status
+            if reason is not None:
+                order.reject_reason = reason
+
+    def orders(self, day: dt.date | None = None, status: str | None = None) -> list[Order]:
+        with self.session() as s:
+            q = select(Order).order_by(Order.trading_day, Order.client_order_id)
+            if day is not None:
+                q = q.where(Order.trading_day == day)
+            if status is not None:
+                q = q.where(Order.status == status)
+            return list(s.scalars(q))
+
+    def working_orders(self, before: dt.date) -> list[Order]:
+        """Orders sent to the broker on an earlier day and not filled yet."""
+        with self.session() as s:
+            return list(s.scalars(select(Order).where(
+                Order.status == "SUBMITTED", Order.trading_day < before)
+                .order_by(Order.client_order_id)))
+
+    # fills and positions
+    def add_fills(self, fills: list[Fill]) -> int:
+        added = 0
+        with self.session() as s, s.begin():
+            for fill in fills:
+                if s.get(Fill, fill.fill_id) is not None:
+                    continue
+                s.add(fill)
+                order = s.get(Order, fill.client_order_id)
+                order.status = "FILLED"
+                added += 1
+        return added
+
+    def holdings(self, through: dt.date | None = None) -> dict[str, float]:
+        with self.session() as s:
+            q = select(Fill.symbol, func.sum(Fill.quantity)).group_by(Fill.symbol)
+            if through is not None:
+                q = q.where(Fill.day <= through)
+            return {sym: float(qty) for sym, qty in s.execute(q) if abs(qty) > 1e-9}
+
+    def mark_to_market(self, day: dt.date, closes: dict[str, float]) -> DailyNav:
+        """Write the day's positions and NAV (replacing a previous run of the same day)."""
+        held = self.holdings(through=day)
+        missing = [sym for sym in held if sym not in closes]
+        if missing:
+            raise ValueError(f"no close on {day} for held symbols {missing}")
+        cash = self.cash(through=day)
+        values = {sym: qty * closes[sym] for sym, qty in held.items()}
+        long_value = sum(v for v in values.values() if v > 0)
+        short_value = sum(v for v in values.values() if v < 0)
+        nav = cash + long_value + short_value
+        row = DailyNav(day=day, cash=cash, long_value=long_value, short_value=short_value,
+                       nav=nav, gross_exposure=(long_value - short_value) / nav if nav else 0.0,
+                       net_exposure=(long_value + short_value) / nav if nav else 0.0)
+        with self.session() as s, s.begin():
+            s.query(Position).filter(Position.day == day).delete()
+            for sym, qty in held.items():
+                s.add(Position(day=day, symbol=sym, quantity=qty, price=closes[sym],
+                               market_value=values[sym]))
+            s.merge(row)
+        return row
+
+    def nav_history(self) -> pd.DataFrame:
+        return pd.read_sql(select(DailyNav).order_by(DailyNav.day), self.engine)
+
+    def last_nav(self, before: dt.date | None = None) -> DailyNav | None:
+        with self.session() as s:
+            q = select(DailyNav).order_by(DailyNav.day.desc()).limit(1)
+            if before is not None:
+                q = q.where(DailyNav.day < before)
+            return s.scalars(q).first()
+
+    def table(self, model) -> pd.DataFrame:
+        return pd.read_sql(select(model), self.engine)
