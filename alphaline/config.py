@@ -112,7 +112,7 @@ class RiskParams(_Section):
 
 
 class BrokerParams(_Section):
-    kind: Literal["paper", "ibkr"]
+    kind: Literal["paper"]
     initial_cash: PositiveFloat
     commission_per_share: Annotated[float, Field(ge=0, le=1)]
     half_spread_bps: Annotated[float, Field(ge=0, le=500)]

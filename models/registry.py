@@ -90,6 +90,11 @@ def _parse(value: str) -> object:
         return value
 
 
+def run_artifact(name: str, version: str, file_name: str) -> dict:
+    run_id = MlflowClient().get_model_version(name, version).run_id
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{file_name}")
+
+
 def record_decision(name: str, version: str, decision: GateDecision,
                     metrics: dict[str, float]) -> None:
     client = MlflowClient()
@@ -102,8 +107,10 @@ def record_decision(name: str, version: str, decision: GateDecision,
 
 
 def load_alias(name: str, alias: str = CHAMPION):
-    """The pyfunc model behind ``models:/<name>@<alias>`` and its version."""
+    """The LightGBM model behind ``models:/<name>@<alias>``, its version and features."""
     version = alias_version(name, alias)
     if version is None:
         raise LookupError(f"registered model {name!r} has no {alias!r} alias yet: run retrain")
-    return mlflow.pyfunc.load_model(f"models:/{name}@{alias}"), version
+    model = mlflow.lightgbm.load_model(f"models:/{name}@{alias}")
+    features = run_artifact(name, version, "features.json")["features"]
+    return model, version, features

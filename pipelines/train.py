@@ -15,6 +15,7 @@ from features import store as feast_store
 from features.registry import BY_NAME, feature_names
 from models import registry
 from models.cv import Split, purged_walk_forward
+from models.drift import reference_bins
 from models.explain import global_importance, importance_figure
 from models.lgbm import LGBMScorer
 from models.metrics import deflated_sharpe, long_short_returns, probabilistic_sharpe, summarize
@@ -79,6 +80,12 @@ def oos_metrics(oos: pd.DataFrame, project: Project, trial_sharpes: list[float],
     return figures
 
 
+def drift_reference(X: pd.DataFrame, scores: pd.Series) -> dict:
+    """Distributions the drift check compares live data with."""
+    return {"features": {c: reference_bins(X[c]) for c in X.columns},
+            "score": reference_bins(scores)}
+
+
 def run_train(project: Project, callbacks: list | None = None) -> dict:
     p = project.params
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, p.model.name)
@@ -110,7 +117,8 @@ def run_train(project: Project, callbacks: list | None = None) -> dict:
         artifacts={"features.json": {"features": ts.features,
                                       "descriptions": {n: BY_NAME[n].description
                                                        for n in ts.features}},
-                   "shap_importance.json": importance.round(8).to_dict()},
+                   "shap_importance.json": importance.round(8).to_dict(),
+                   "reference.json": drift_reference(ts.X, result.oos["score"])},
     )
     out = {"model": p.model.name, "version": reg.version, "run_id": reg.run_id,
            "study": result.study_name, "fingerprint": ts.fingerprint,

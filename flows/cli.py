@@ -1,0 +1,365 @@
+"""The ``alphaline`` command line.
+
+Exit codes: 0 success · 1 unexpected error · 2 bad parameters or usage · 3 data failed
+validation (quarantined) · 4 a prerequisite is missing (no data yet, no champion).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from alphaline.config import ConfigError
+from alphaline.project import Project
+
+EXIT_ERROR, EXIT_CONFIG, EXIT_INVALID_DATA, EXIT_MISSING = 1, 2, 3, 4
+
+console = Console(stderr=True)
+app = typer.Typer(help="alphaline: research-to-production ML pipeline for systematic trading.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+model_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+RootOpt = Annotated[Path | None, typer.Option("--root", help="project folder (default: "
+                                              "$ALPHALINE_HOME or the current folder)")]
+DayOpt = Annotated[dt.datetime | None, typer.Option("--day", formats=["%Y-%m-%d"],
+                                                    help="exchange day (default: today)")]
+
+
+def _project(root: Path | None) -> Project:
+    project = Project.load(root)
+    project.ensure_dirs()
+    return project
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    for noisy in ("feast", "great_expectations", "alembic", "mlflow", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def command(fn):
+    """Map known failures to exit codes with a one-paragraph message, no traceback."""
+    from pipelines.sources import SourceError
+    from pipelines.validate import ValidationFailed
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _logging()
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            console.print(f"[red]parameters:[/red] {exc}")
+            raise typer.Exit(EXIT_CONFIG) from None
+        except ValidationFailed as exc:
+            console.print(f"[red]validation failed[/red] — batch quarantined in "
+                          f"{exc.quarantine_dir}")
+            for line in exc.report.summary().splitlines()[:40]:
+                console.print(f"  {line}")
+            if exc.report.docs_url:
+                console.print(f"Data Docs: {exc.report.docs_url}")
+            raise typer.Exit(EXIT_INVALID_DATA) from None
+        except (FileNotFoundError, LookupError) as exc:
+            console.print(f"[red]missing:[/red] {exc}")
+            raise typer.Exit(EXIT_MISSING) from None
+        except SourceError as exc:
+            console.print(f"[red]source:[/red] {exc}")
+            raise typer.Exit(EXIT_ERROR) from None
+    return wrapper
+
+
+def _trial_progress(n_trials: int):
+    progress = Progress(TextColumn("[bold]Optuna[/bold]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("best rank IC {task.fields[best]}"), TimeElapsedColumn(),
+                        console=console)
+    task = progress.add_task("trials", total=n_trials, best="—")
+
+    def callback(study, trial) -> None:
+        best = f"{study.best_value:.4f}" if any(t.value is not None for t in study.trials) \
+            else "—"
+        progress.update(task, advance=1, best=best)
+    return progress, callback
+
+
+# research DAG steps (dvc.yaml runs these)
+@app.command()
+@command
+def ingest(root: RootOpt = None) -> None:
+    """Fetch the research history [data.start, data.end] into data/raw."""
+    from pipelines.ingest import ingest_history
+
+    project = _project(root)
+    with console.status(f"fetching bars from {project.params.data.source}"):
+        bars = ingest_history(project)
+    console.print(f"{len(bars):,} bars, {bars['symbol'].nunique()} symbols → "
+                  f"{project.raw_bars}")
+
+
+@app.command()
+@command
+def validate(root: RootOpt = None) -> None:
+    """Validate data/raw with Great Expectations; on success write data/validated."""
+    from pipelines.ingest import validate_history
+
+    project = _project(root)
+    with console.status("validating with Great Expectations"):
+        report = validate_history(project)
+    console.print(f"{report.rows:,} rows passed every rule → {project.validated_bars}")
+    if report.docs_url:
+        console.print(f"Data Docs: {report.docs_url}")
+
+
+@app.command()
+@command
+def featurize(root: RootOpt = None) -> None:
+    """Compute features and labels from data/validated; register them with Feast."""
+    from pipelines import featurize as fz
+    from pipelines.ingest import load_validated
+
+    project = _project(root)
+    with console.status("computing features"):
+        tables = fz.build(load_validated(project), project.params.features.label_horizon)
+        fz.write(project, tables)
+    console.print(f"{len(tables.features):,} rows × {tables.features.shape[1] - 2} features "
+                  f"→ {project.feature_table}")
+
+
+@app.command()
+@command
+def train(root: RootOpt = None) -> None:
+    """Tune and train on the Feast training set; register the model as challenger."""
+    from pipelines.train import run_train
+
+    project = _project(root)
+    progress, callback = _trial_progress(project.params.tuning.n_trials)
+    with progress:
+        out = run_train(project, callbacks=[callback])
+    _print_metrics(f"challenger v{out['version']} (out of sample)", out["oos"])
+
+
+@app.command()
+@command
+def evaluate(root: RootOpt = None) -> None:
+    """Gate the challenger: absolute bars, then the champion on the same folds."""
+    from pipelines.evaluate import run_evaluate
+
+    project = _project(root)
+    with console.status("evaluating challenger against champion"):
+        decision = run_evaluate(project)
+    verdict = "[green]promoted to champion[/green]" if decision.promote \
+        else "[yellow]not promoted[/yellow]"
+    console.print(f"gate: {verdict}")
+    for reason in decision.reasons:
+        console.print(f"  • {reason}")
+
+
+# flows
+@app.command()
+@command
+def retrain(root: RootOpt = None,
+            as_of: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None
+            ) -> None:
+    """Run the retrain flow (ingest → validate → features → tune → train → gate)."""
+    from flows.retrain import retrain as retrain_flow
+
+    project = _project(root)
+    out = retrain_flow(root=str(project.root), as_of=as_of.date() if as_of else None,
+                       reason="manual")
+    _print_metrics(f"v{out['version']} — {'promoted' if out['promoted'] else 'not promoted'}",
+                   out["oos"])
+
+
+@app.command()
+@command
+def trade(root: RootOpt = None, day: DayOpt = None) -> None:
+    """Run the daily trading flow for one exchange day (paper broker)."""
+    from flows.daily_trading import daily_trading
+
+    project = _project(root)
+    out = daily_trading(day=day.date() if day else None, root=str(project.root))
+    if out.get("skipped"):
+        console.print(f"{out['day']}: {out['skipped']}")
+        return
+    console.print(f"{out['day']}: {len(out['orders_submitted'])} orders submitted, "
+                  f"{len(out['orders_rejected'])} rejected, {out['fills']} fills, "
+                  f"NAV {out['nav']:,.2f} — report {out['report']}")
+
+
+@app.command()
+@command
+def drift(root: RootOpt = None,
+          as_of: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+          no_retrain: Annotated[bool, typer.Option(help="measure only")] = False) -> None:
+    """Run the drift check; over the PSI threshold it starts retrain."""
+    from flows.drift_check import drift_check
+
+    project = _project(root)
+    out = drift_check(root=str(project.root), as_of=as_of.date() if as_of else None,
+                      start_retrain=not no_retrain)
+    console.print(f"max feature PSI {out['max_feature_psi']:.3f}, score PSI "
+                  f"{out['score_psi'] if out['score_psi'] is None else round(out['score_psi'], 3)}"
+                  f"; drifted: {out['drifted'] or 'none'}")
+
+
+@app.command()
+@command
+def deploy(root: RootOpt = None) -> None:
+    """Create or update the scheduled deployments in the Prefect API (without serving)."""
+    from flows.deployments import register
+
+    ids = register(_project(root))
+    console.print(f"{len(ids)} deployments registered")
+
+
+@app.command()
+@command
+def serve(root: RootOpt = None) -> None:
+    """Create the scheduled deployments and serve them until interrupted (see the Prefect UI)."""
+    from flows.deployments import serve_all
+
+    serve_all(_project(root))
+
+
+@app.command()
+@command
+def halt(reason: Annotated[str, typer.Option(help="why trading stops")], root: RootOpt = None
+         ) -> None:
+    """Kill switch: the risk engine rejects every new order until `alphaline resume`."""
+    from trading.ledger import Ledger
+
+    Ledger(_project(root).ledger_url).set_trading_state("HALTED", reason)
+    console.print("trading HALTED")
+
+
+@app.command()
+@command
+def resume(reason: Annotated[str, typer.Option()] = "manual resume", root: RootOpt = None
+           ) -> None:
+    """Lift the kill switch."""
+    from trading.ledger import Ledger
+
+    Ledger(_project(root).ledger_url).set_trading_state("ACTIVE", reason)
+    console.print("trading ACTIVE")
+
+
+@app.command()
+@command
+def features(markdown: Annotated[bool, typer.Option(help="print a Markdown table")] = False
+             ) -> None:
+    """List every feature definition: name, inputs, window, description."""
+    from features.registry import FEATURES
+
+    if markdown:
+        print("| feature | inputs | window | description |\n|---|---|---:|---|")
+        for f in FEATURES:
+            print(f"| `{f.name}` | {', '.join(f.inputs)} | {f.window} | {f.description} |")
+        return
+    table = Table("feature", "inputs", "window", "description")
+    for f in FEATURES:
+        table.add_row(f.name, ", ".join(f.inputs), str(f.window), f.description)
+    Console().print(table)
+
+
+@app.command()
+@command
+def params(root: RootOpt = None) -> None:
+    """Validate params.yaml and print it as loaded."""
+    print(json.dumps(_project(root).params.model_dump(mode="json"), indent=2))
+
+
+@model_app.command("status")
+@command
+def model_status(root: RootOpt = None) -> None:
+    """Champion and challenger, with the gate's reasons."""
+    from mlflow import MlflowClient
+
+    from models import registry
+
+    project = _project(root)
+    name = project.params.model.name
+    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, name)
+    client = MlflowClient()
+    for alias in (registry.CHAMPION, registry.CHALLENGER):
+        version = registry.alias_version(name, alias)
+        if version is None:
+            console.print(f"{alias}: none")
+            continue
+        tags = client.get_model_version(name, version).tags
+        console.print(f"{alias}: {name} v{version} — {tags.get('gate.decision', 'not gated')}: "
+                      f"{tags.get('gate.reasons', '')}")
+
+
+@app.command()
+@command
+def demo(root: RootOpt = None) -> None:
+    """The whole loop on the embedded synthetic market: retrain, then two trading days."""
+    from alphaline.calendar import sessions
+    from flows.daily_trading import daily_trading
+    from flows.retrain import retrain as retrain_flow
+    from trading.ledger import Ledger
+    from trading.ledger.models import Fill, Order
+
+    project = _project(root)
+    p = project.params
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    out = retrain_flow(root=str(project.root), as_of=p.data.end, reason="demo")
+    timings["retrain flow"] = time.perf_counter() - t0
+    after = sessions(p.data.calendar, p.data.end + dt.timedelta(days=1),
+                     p.data.end + dt.timedelta(days=10))[:2]
+    days = []
+    for day in after:
+        t0 = time.perf_counter()
+        days.append(daily_trading(day=day.date(), root=str(project.root)))
+        timings[f"daily_trading {day.date()}"] = time.perf_counter() - t0
+
+    ledger = Ledger(project.ledger_url)
+    orders, fills = ledger.table(Order), ledger.table(Fill)
+    _print_metrics(f"model v{out['version']} — {'champion' if out['promoted'] else 'rejected'}",
+                   out["oos"])
+    for reason in out["reasons"]:
+        console.print(f"  • {reason}")
+    console.print(f"ledger: {len(orders)} orders ({(orders['status'] == 'FILLED').sum()} filled),"
+                  f" {len(fills)} fills; NAV {days[-1]['nav']:,.2f} on {days[-1]['day']}")
+    stages = Table("stage", "seconds")
+    for stage, seconds in timings.items():
+        stages.add_row(stage, f"{seconds:.1f}")
+    console.print(stages)
+    console.print(
+        "\nWhere to look:\n"
+        f"  report        {days[-1]['report']}\n"
+        f"  MLflow        mlflow ui --backend-store-uri {project.mlflow_tracking_uri}\n"
+        "  Prefect       prefect server start   (then http://127.0.0.1:4200)\n"
+        f"  Data Docs     {project.gx_dir}/gx/uncommitted/data_docs/local_site/index.html\n"
+        f"  ledger        {project.ledger_url}\n"
+    )
+    if not out["promoted"]:
+        sys.exit(EXIT_ERROR)
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("rank_ic", "ic", "icir", "hit_rate", "sharpe_annualized",
+                "probabilistic_sharpe", "deflated_sharpe", "n_trials"):
+        if key in metrics:
+            table.add_row(key, f"{metrics[key]:.4f}")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

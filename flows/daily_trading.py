@@ -1,0 +1,102 @@
+"""daily_trading: today's bars → features → champion scores → risk-checked orders → ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from alphaline.calendar import is_session
+from alphaline.io import write_text
+from alphaline.project import Project
+from features import store as feast_store
+from models import registry
+from pipelines import featurize, ingest
+from trading import daily
+from trading.brokers.paper import PaperBroker
+from trading.costs import CostModel
+from trading.ledger import Ledger
+
+
+@task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)
+def ingest_latest(project: Project, day: dt.date) -> pd.DataFrame:
+    return ingest.ingest_day(project, day)
+
+
+@task(cache_policy=NO_CACHE)
+def refresh_features(project: Project, bars: pd.DataFrame, day: dt.date):
+    tables = featurize.build(bars, project.params.features.label_horizon)
+    featurize.write(project, tables)
+    store = featurize.open_feature_store(project)
+    feast_store.materialize_day(store, pd.Timestamp(day), project.params.data.calendar)
+    return store
+
+
+@task(cache_policy=NO_CACHE)
+def champion_scores(project: Project, store, day: dt.date, symbols: list[str]):
+    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts,
+                       project.params.model.name)
+    model, version, features = registry.load_alias(project.params.model.name)
+    vectors = feast_store.online_vectors(store, symbols, features)
+    return daily.score(model, vectors, features), version
+
+
+@task(cache_policy=NO_CACHE)
+def settle(ledger: Ledger, broker: PaperBroker, snap: daily.MarketSnapshot) -> tuple[int, object]:
+    fills = daily.fill_working_orders(ledger, broker, snap)
+    return fills, ledger.mark_to_market(snap.day, snap.close)
+
+
+@task(cache_policy=NO_CACHE)  # no retries: a retry must not send an order twice
+def rebalance(project: Project, ledger: Ledger, broker: PaperBroker, scores: pd.DataFrame,
+              snap: daily.MarketSnapshot, nav: float, version: str):
+    intents = daily.plan(snap.day, scores, ledger.holdings(through=snap.day), nav, snap,
+                         project.params)
+    return daily.place(ledger, broker, intents, snap, nav, project.params, version)
+
+
+def exchange_today(tz: str) -> dt.date:
+    return dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()
+
+
+@flow(name="daily_trading", log_prints=True)
+def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
+    """One exchange day, after its close. Safe to rerun: nothing is placed twice."""
+    project = Project.load(root)
+    project.ensure_dirs()
+    p = project.params
+    logger = get_run_logger()
+    day = day or exchange_today(p.schedule.timezone)
+    if not is_session(p.data.calendar, day):
+        logger.info("%s is not a %s session: nothing to do", day, p.data.calendar)
+        return {"day": str(day), "skipped": "not an exchange session"}
+
+    bars = ingest_latest(project, day)
+    store = refresh_features(project, bars, day)
+    snap = daily.market_snapshot(bars, day)
+    scores, version = champion_scores(project, store, day, sorted(snap.close))
+
+    ledger = Ledger(project.ledger_url)
+    ledger.ensure_initial_cash(day, p.broker.initial_cash)
+    broker = PaperBroker(CostModel.from_params(p.broker))
+    signals = ledger.record_signals(day, scores, p.model.name, version)
+    fills, nav_row = settle(ledger, broker, snap)
+    verdict, already = rebalance(project, ledger, broker, scores, snap, nav_row.nav, version)
+    nav_row = ledger.mark_to_market(day, snap.close)
+
+    result = daily.DayResult(
+        day=day, model_version=version, signals=signals, fills=fills,
+        orders_submitted=[a.order.client_order_id for a in verdict.approved],
+        orders_rejected=[(o.client_order_id, why) for o, why in verdict.rejected],
+        orders_already_placed=already, nav=nav_row.nav,
+        gross_exposure=nav_row.gross_exposure, net_exposure=nav_row.net_exposure)
+    report = project.reports_dir / "daily" / f"{day}.md"
+    write_text(daily.report_markdown(result, scores, ledger), report)
+    write_text(daily.result_json(result), report.with_suffix(".json"))
+    logger.info("%s: %d submitted, %d rejected, %d already placed, NAV %.2f — report %s", day,
+                len(result.orders_submitted), len(result.orders_rejected), already,
+                result.nav, report)
+    return {"day": str(day), "report": str(report), **result.__dict__}

@@ -1,0 +1,65 @@
+"""retrain: ingest → validate → features → tune → train → gate → promote."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from alphaline.calendar import latest_session
+from alphaline.project import Project
+from pipelines import evaluate, featurize, ingest, train
+
+
+@task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
+def fetch_history(project: Project):
+    return ingest.ingest_history(project)
+
+
+@task(cache_policy=NO_CACHE)
+def validate_history(project: Project) -> int:
+    return ingest.validate_history(project).rows
+
+
+@task(cache_policy=NO_CACHE)
+def build_features(project: Project) -> int:
+    tables = featurize.build(ingest.load_validated(project), project.params.features.label_horizon)
+    featurize.write(project, tables)
+    return len(tables.features)
+
+
+@task(cache_policy=NO_CACHE)
+def tune_and_train(project: Project) -> dict:
+    return train.run_train(project)
+
+
+@task(cache_policy=NO_CACHE)
+def gate(project: Project) -> dict:
+    decision = evaluate.run_evaluate(project)
+    return {"promoted": decision.promote, "reasons": decision.reasons}
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(root: str | None = None, as_of: dt.date | None = None, reason: str = "schedule",
+            refresh_data: bool = True) -> dict:
+    """Retrain on history up to ``as_of`` (default: the latest exchange session)."""
+    project = Project.load(root)
+    cal, tz = project.params.data.calendar, project.params.schedule.timezone
+    as_of = as_of or latest_session(cal, dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()).date()
+    project = Project(project.root, project.params.with_overrides({"data.end": str(as_of)}))
+    project.ensure_dirs()
+    logger = get_run_logger()
+    logger.info("retrain (%s) on %s .. %s", reason, project.params.data.start,
+                project.params.data.end)
+    if refresh_data:
+        fetch_history(project)
+        validate_history(project)
+    build_features(project)
+    trained = tune_and_train(project)
+    decision = gate(project)
+    logger.info("v%s: %s — %s", trained["version"],
+                "promoted to champion" if decision["promoted"] else "not promoted",
+                "; ".join(decision["reasons"]))
+    return {"version": trained["version"], "oos": trained["oos"], **decision}
