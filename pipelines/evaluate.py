@@ -58,6 +58,7 @@ def run_evaluate(project: Project) -> GateDecision:
     write_json(summary, project.metrics_dir / "evaluate.json")
     curves = pd.DataFrame({"challenger": long_short_returns(
         challenger_oos, p.portfolio.quantile, p.features.label_horizon).cumsum()})
+    curves["champion"] = float("nan")
     if champion_oos is not None:
         curves["champion"] = long_short_returns(
             champion_oos, p.portfolio.quantile, p.features.label_horizon).cumsum()

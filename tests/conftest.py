@@ -1,0 +1,62 @@
+"""Shared fixtures: small projects made from the repo's params.yaml, one Prefect harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alphaline.config import load_params
+from alphaline.project import Project
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A market small enough for seconds, large enough for the statistics to mean something.
+SMALL = {
+    "data.start": "2022-01-03",
+    "data.end": "2023-06-30",
+    "data.synthetic.n_symbols": 30,
+    "data.synthetic.alpha_strength": 0.15,
+    "tuning.n_trials": 3,
+    "model.n_estimators": 40,
+    "cv.n_splits": 3,
+    "cv.min_train_days": 150,
+}
+
+
+def make_project(root: Path, **overrides: object) -> Project:
+    """A project folder with params.yaml = the repo's, with SMALL and ``overrides`` applied."""
+    root.mkdir(parents=True, exist_ok=True)
+    merged = {**SMALL, **{k.replace("__", "."): v for k, v in overrides.items()}}
+    params = load_params(REPO / "params.yaml").with_overrides(merged)
+    (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    project = Project.load(root)
+    project.ensure_dirs()
+    return project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory, prefect_harness) -> Project:
+    """A project whose retrain flow has run on the planted-alpha market (a champion exists)."""
+    from flows.retrain import retrain
+
+    project = make_project(tmp_path_factory.mktemp("trained") / "project")
+    out = retrain(root=str(project.root), as_of=project.params.data.end, reason="test")
+    assert out["promoted"], out["reasons"]
+    return project

@@ -1,0 +1,122 @@
+import datetime as dt
+
+import pandas as pd
+import pytest
+from sqlalchemy import inspect
+
+from alphaline.config import load_params
+from trading.brokers.paper import PaperBroker
+from trading.costs import CostModel
+from trading.ledger import Ledger
+from trading.ledger.models import Order
+from trading.portfolio import OrderIntent, client_order_id, long_short_weights, rebalance_orders
+from trading.risk import Approved, check_orders
+from tests.conftest import REPO
+
+PARAMS = load_params(REPO / "params.yaml")
+DAY = dt.date(2024, 1, 2)
+
+
+def test_weights_are_dollar_neutral_and_capped():
+    scores = pd.Series(range(20), index=[f"S{i}" for i in range(20)], dtype=float)
+    w = long_short_weights(scores, quantile=0.2, gross=1.0, max_weight=0.5)
+    assert w.sum() == pytest.approx(0.0) and w.abs().sum() == pytest.approx(1.0)
+    assert set(w[w > 0].index) == {"S16", "S17", "S18", "S19"}
+    capped = long_short_weights(scores, quantile=0.2, gross=1.0, max_weight=0.05)
+    assert capped.abs().max() == pytest.approx(0.05)
+
+
+def test_rebalance_orders_move_holdings_to_targets():
+    weights = pd.Series({"A": 0.1, "B": -0.1})
+    orders = rebalance_orders(DAY, weights, {"A": 100.0, "C": 50.0}, 100_000.0,
+                              {"A": 10.0, "B": 20.0, "C": 5.0})
+    by_symbol = {o.symbol: o for o in orders}
+    assert by_symbol["A"].side == "BUY" and by_symbol["A"].quantity == 900
+    assert by_symbol["B"].side == "SELL" and by_symbol["B"].quantity == 500
+    assert by_symbol["C"].side == "SELL" and by_symbol["C"].quantity == 50
+    assert by_symbol["A"].client_order_id == "20240102-A-rebalance"
+    with pytest.raises(ValueError, match="no usable price for B"):
+        rebalance_orders(DAY, weights, {}, 100_000.0, {"A": 10.0})
+
+
+def order(symbol="A", side="BUY", qty=100.0, price=10.0):
+    return OrderIntent(client_order_id(DAY, symbol, "rebalance"), DAY, symbol, side, qty, price,
+                       "rebalance")
+
+
+def check(orders, holdings=None, nav=1_000_000.0, closes=None, known=(), state="ACTIVE"):
+    return check_orders(orders, holdings=holdings or {}, nav=nav,
+                        last_close=closes or {"A": 10.0, "B": 10.0}, limits=PARAMS.risk,
+                        known_ids=set(known), trading_state=state)
+
+
+@pytest.mark.parametrize(("orders", "kwargs", "reason"), [
+    ([order(qty=9_000)], {}, "position weight"),  # 9 % > 8 %
+    ([order(qty=30_000, price=10.0)], {"nav": 1e7}, "notional"),
+    ([order(price=13.0)], {}, "outside ±15%"),
+    ([order()], {"known": [order().client_order_id]}, "duplicate"),
+    ([order(), order()], {}, "duplicate"),
+    ([order()], {"state": "HALTED"}, "trading is HALTED"),
+    ([order(qty=7_000), order("B", qty=7_000)], {}, "net exposure +0.140"),
+])
+def test_risk_engine_rejections(orders, kwargs, reason):
+    verdict = check(orders, **kwargs)
+    assert not verdict.approved or len(verdict.approved) < len(orders)
+    reasons = [why for _, why in verdict.rejected]
+    assert any(reason in why for why in reasons), reasons
+
+
+def test_gross_limit_rejects_the_whole_batch():
+    symbols = {f"S{i}": 10.0 for i in range(40)}
+    orders = [order(s, "BUY" if i % 2 else "SELL", 5_000.0) for i, s in enumerate(symbols)]
+    verdict = check(orders, closes=symbols)
+    assert not verdict.approved
+    assert all("gross exposure 2.00 > limit 1.50" in why for _, why in verdict.rejected)
+
+
+def test_only_the_risk_engine_can_approve():
+    with pytest.raises(PermissionError):
+        Approved(order(), object())
+    broker = PaperBroker(CostModel.from_params(PARAMS.broker))
+    with pytest.raises(TypeError):
+        broker.submit([order()])
+
+
+def test_cost_model_square_root_impact():
+    costs = CostModel(0.005, 2.0, 0.1)
+    assert costs.commission(-200) == pytest.approx(1.0)
+    small = costs.slippage(100, 50.0, 0.02, 1e6)
+    large = costs.slippage(10_000, 50.0, 0.02, 1e6)
+    assert small == pytest.approx(2e-4 * 5_000 + 0.1 * 0.02 * (1e-4) ** 0.5 * 5_000)
+    assert large / 10_000 > small / 100  # cost per share grows with size
+
+
+def test_ledger_schema_is_migrated_by_alembic(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    tables = set(inspect(ledger.engine).get_table_names())
+    assert {"alembic_version", "orders", "fills", "signals", "positions", "daily_nav",
+            "cash_movements", "controls"} <= tables
+    Ledger(ledger.url)  # reopening is a no-op upgrade
+
+
+def test_ledger_orders_fills_and_nav(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.ensure_initial_cash(DAY, 100_000.0)
+    ledger.ensure_initial_cash(DAY, 100_000.0)  # once only
+    row = Order(client_order_id="20240102-A-rebalance", trading_day=DAY, symbol="A",
+                intent="rebalance", side="BUY", quantity=100.0, reference_price=10.0,
+                status="SUBMITTED", broker="paper")
+    assert len(ledger.add_orders([row])) == 1
+    assert ledger.add_orders([row]) == []  # idempotent
+    broker = PaperBroker(CostModel(0.01, 0.0, 0.0))
+    next_day = DAY + dt.timedelta(days=1)
+    fills = broker.fills_at_close(next_day, ledger.working_orders(before=next_day), {"A": 11.0},
+                                  {}, {})
+    assert ledger.add_fills(fills) == 1 and ledger.add_fills(fills) == 0
+    assert ledger.holdings() == {"A": 100.0}
+    nav = ledger.mark_to_market(next_day, {"A": 12.0})
+    assert nav.cash == pytest.approx(100_000 - 1_100 - 1.0)
+    assert nav.nav == pytest.approx(100_000 - 1_100 - 1.0 + 1_200)
+    assert ledger.orders(status="FILLED")[0].client_order_id == row.client_order_id
+    with pytest.raises(ValueError, match="no close"):
+        ledger.mark_to_market(next_day, {})
