@@ -22,8 +22,13 @@ from trading.ledger import Ledger
 
 
 @task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)
-def ingest_latest(project: Project, day: dt.date) -> pd.DataFrame:
-    return ingest.ingest_day(project, day)
+def fetch_latest(project: Project, day: dt.date) -> pd.DataFrame:
+    return ingest.fetch_window(project, day)
+
+
+@task(cache_policy=NO_CACHE)  # a failed validation is final: retrying would not change the data
+def validate_and_store(project: Project, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    return ingest.store_batch(project, batch, day)
 
 
 @task(cache_policy=NO_CACHE)
@@ -74,7 +79,7 @@ def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
         logger.info("%s is not a %s session: nothing to do", day, p.data.calendar)
         return {"day": str(day), "skipped": "not an exchange session"}
 
-    bars = ingest_latest(project, day)
+    bars = validate_and_store(project, fetch_latest(project, day), day)
     store = refresh_features(project, bars, day)
     snap = daily.market_snapshot(bars, day)
     scores, version = champion_scores(project, store, day, sorted(snap.close))
@@ -99,4 +104,4 @@ def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
     logger.info("%s: %d submitted, %d rejected, %d already placed, NAV %.2f — report %s", day,
                 len(result.orders_submitted), len(result.orders_rejected), already,
                 result.nav, report)
-    return {"day": str(day), "report": str(report), **result.__dict__}
+    return {**result.__dict__, "day": str(day), "report": str(report)}

@@ -68,14 +68,18 @@ def validate_history(project: Project) -> ValidationReport:
     return report
 
 
-def ingest_day(project: Project, day: dt.date, lookback_sessions: int = 10) -> pd.DataFrame:
-    """The daily path: the last few sessions up to ``day``, validated, merged into the store."""
+def fetch_window(project: Project, day: dt.date, lookback_sessions: int = 10) -> pd.DataFrame:
+    """The daily fetch: the last few sessions up to ``day`` (overlap heals late corrections)."""
     cal = project.params.data.calendar
     day_ts = latest_session(cal, day)
     window = sessions(cal, day_ts - pd.Timedelta(days=lookback_sessions * 2 + 10), day_ts)
     start = window[-lookback_sessions - 1] if len(window) > lookback_sessions else window[0]
-    batch = fetch(project, start.date(), day_ts.date())
-    validate(project, batch, as_of=day_ts.date())
+    return fetch(project, start.date(), day_ts.date())
+
+
+def store_batch(project: Project, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """Validate a daily batch (fresh as of ``day``), then merge it into the validated store."""
+    validate(project, batch, as_of=latest_session(project.params.data.calendar, day).date())
     existing = pd.read_parquet(project.validated_bars) if project.validated_bars.is_file() else None
     merged = merge(existing, batch)
     write_parquet(merged, project.validated_bars)

@@ -1,0 +1,125 @@
+"""The daily trading flow on a trained project, through Prefect's test harness."""
+
+import datetime as dt
+import hashlib
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from alphaline.calendar import sessions
+from alphaline.project import Project
+from flows.daily_trading import daily_trading
+from pipelines.synthetic import generate_market
+from pipelines.validate import ValidationFailed
+from trading.ledger import Ledger
+from trading.ledger.models import Fill, Order, Signal
+
+
+def copy_project(src: Project, dst) -> Project:
+    shutil.copytree(src.root, dst)
+    return Project.load(dst)
+
+
+def trading_days(project: Project, n: int) -> list[dt.date]:
+    end = project.params.data.end
+    return [d.date() for d in sessions(project.params.data.calendar, end + dt.timedelta(days=1),
+                                       end + dt.timedelta(days=3 * n + 7))[:n]]
+
+
+@pytest.fixture(scope="module")
+def traded(trained_project, tmp_path_factory):
+    project = copy_project(trained_project, tmp_path_factory.mktemp("traded") / "p")
+    d1, d2 = trading_days(project, 2)
+    first = daily_trading(day=d1, root=str(project.root))
+    rerun = daily_trading(day=d1, root=str(project.root))
+    second = daily_trading(day=d2, root=str(project.root))
+    return project, first, rerun, second
+
+
+def test_first_day_records_signals_and_places_risk_checked_orders(traded):
+    project, first, _, _ = traded
+    ledger = Ledger(project.ledger_url)
+    orders = ledger.orders(day=dt.date.fromisoformat(first["day"]))
+    n = project.params.data.synthetic.n_symbols
+    assert len(first["orders_submitted"]) == 2 * int(n * project.params.portfolio.quantile)
+    assert {o.status for o in orders} == {"FILLED"}  # filled at the next day's close
+    signals = ledger.table(Signal)
+    assert len(signals[signals["trading_day"] == pd.Timestamp(first["day"]).date()]) == n
+    assert "shap" in signals["reasons"].iloc[0]  # every signal carries its top SHAP reasons
+    assert signals["model_version"].iloc[0] == first["model_version"]
+    report = project.reports_dir / "daily" / f"{first['day']}.md"
+    assert report.is_file() and "Top and bottom scores" in report.read_text()
+
+
+def test_rerun_of_the_same_day_places_nothing(traded):
+    project, first, rerun, _ = traded
+    assert rerun["orders_submitted"] == []
+    assert rerun["orders_already_placed"] == len(first["orders_submitted"])
+    assert rerun["signals"] == 0
+    ledger = Ledger(project.ledger_url)
+    assert len(ledger.orders(day=dt.date.fromisoformat(first["day"]))) == \
+        len(first["orders_submitted"])
+
+
+def test_orders_fill_at_the_next_close_and_nav_is_marked(traded):
+    project, first, _, second = traded
+    ledger = Ledger(project.ledger_url)
+    fills = ledger.table(Fill)
+    assert second["fills"] == len(first["orders_submitted"]) == len(fills)
+    assert (fills["day"] == pd.Timestamp(second["day"]).date()).all()
+    assert (fills["commission"] > 0).all() and (fills["slippage"] > 0).all()
+    nav = ledger.nav_history()
+    assert list(nav["day"].astype(str)) == [first["day"], second["day"]]
+    assert abs(nav["net_exposure"].iloc[-1]) <= project.params.risk.max_net_exposure
+    assert nav["gross_exposure"].iloc[-1] <= project.params.risk.max_gross_exposure
+
+
+def test_non_session_day_is_skipped(traded):
+    project, *_ = traded
+    out = daily_trading(day=dt.date(2023, 12, 25), root=str(project.root))
+    assert out["skipped"] == "not an exchange session"
+
+
+def test_halted_trading_rejects_every_order(trained_project, tmp_path):
+    project = copy_project(trained_project, tmp_path / "p")
+    Ledger(project.ledger_url).set_trading_state("HALTED", "test")
+    out = daily_trading(day=trading_days(project, 1)[0], root=str(project.root))
+    assert out["orders_submitted"] == [] and out["orders_rejected"]
+    assert all(why == "trading is HALTED" for _, why in out["orders_rejected"])
+    assert {o.status for o in Ledger(project.ledger_url).orders()} == {"REJECTED"}
+
+
+def digests(project: Project) -> dict[str, str]:
+    paths = [project.validated_bars, project.feature_table, project.label_table,
+             project.feast_dir / "online.db", project.state_dir / "ledger.db"]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.exists()}
+
+
+def test_bad_batch_is_quarantined_and_nothing_downstream_changes(traded, tmp_path):
+    source, first, _, _ = traded
+    project = copy_project(source, tmp_path / "p")
+    day = trading_days(project, 3)[2]
+    # The user's own files: the same market, with one impossible bar on the new day.
+    external = tmp_path / "external"
+    external.mkdir()
+    syn = project.params.data.synthetic
+    bars, _ = generate_market(syn.n_symbols, project.params.data.start, day, syn.seed,
+                              syn.alpha_strength, syn.mode)
+    bars.loc[(bars["symbol"] == "SYN004") & (bars["date"] == pd.Timestamp(day)), "low"] = 1e6
+    bars.to_parquet(external / "prices.parquet", index=False)
+    raw = yaml.safe_load((project.root / "params.yaml").read_text())
+    raw["data"]["source"] = "files"
+    raw["data"]["files"]["path"] = str(external)
+    (project.root / "params.yaml").write_text(yaml.safe_dump(raw))
+
+    before = digests(project)
+    orders_before = len(Ledger(project.ledger_url).table(Order))
+    with pytest.raises(ValidationFailed) as err:
+        daily_trading(day=day, root=str(project.root))
+    assert "prices.parquet: symbol SYN004" in str(err.value)
+    assert digests(project) == before
+    assert len(Ledger(project.ledger_url).table(Order)) == orders_before
+    quarantined = list(project.quarantine_dir.iterdir())
+    assert len(quarantined) == 1 and (quarantined[0] / "failures.txt").is_file()

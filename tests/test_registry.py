@@ -1,0 +1,45 @@
+"""What the retrain flow leaves in MLflow and Optuna, and the gate on a noise market."""
+
+import json
+
+import optuna
+from mlflow import MlflowClient
+
+from flows.retrain import retrain
+from models import registry
+from tests.conftest import make_project
+
+
+def test_champion_is_registered_with_its_evidence(trained_project):
+    p = trained_project.params
+    registry.configure(trained_project.mlflow_tracking_uri, trained_project.mlflow_artifacts,
+                       p.model.name)
+    client = MlflowClient()
+    version = registry.alias_version(p.model.name, registry.CHAMPION)
+    assert version == registry.alias_version(p.model.name, registry.CHALLENGER)
+    mv = client.get_model_version(p.model.name, version)
+    assert mv.tags["gate.decision"] == "promote"
+    assert "DSR" in mv.tags["gate.reasons"] and "rank IC" in mv.tags["gate.reasons"]
+    run = client.get_run(mv.run_id)
+    assert len(run.data.tags["dataset_fingerprint"]) == 64
+    assert run.data.metrics["oos_deflated_sharpe"] >= p.gate.min_deflated_sharpe
+    assert run.data.metrics["oos_n_trials"] == p.tuning.n_trials
+    artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
+    assert {"shap_importance.png", "features.json", "reference.json"} <= artifacts
+    model, loaded_version, features = registry.load_alias(p.model.name)
+    assert loaded_version == version and len(features) >= 20
+    evaluate = json.loads((trained_project.metrics_dir / "evaluate.json").read_text())
+    assert evaluate["promoted"] and evaluate["champion_after"] == version
+    studies = optuna.get_all_study_summaries(trained_project.optuna_url)
+    assert sum(s.n_trials for s in studies) == p.tuning.n_trials
+
+
+def test_gate_refuses_a_model_of_pure_noise(tmp_path, prefect_harness):
+    project = make_project(tmp_path / "noise", data__synthetic__mode="noise")
+    out = retrain(root=str(project.root), as_of=project.params.data.end, reason="test")
+    assert not out["promoted"]
+    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts,
+                       project.params.model.name)
+    assert registry.alias_version(project.params.model.name, registry.CHAMPION) is None
+    tags = MlflowClient().get_model_version(project.params.model.name, out["version"]).tags
+    assert tags["gate.decision"] == "reject"
