@@ -1,0 +1,91 @@
+"""Sources: the Yahoo chart protocol over a real local socket, and user files."""
+
+import datetime as dt
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.sources import FilesSource, SourceError, YahooChartSource
+
+FIXTURE = Path(__file__).parent / "data" / "yahoo_chart_aapl.json"
+
+
+class ChartHandler(http.server.BaseHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        ChartHandler.requests.append(self.path)
+        if self.path.startswith("/v8/finance/chart/AAPL"):
+            body, status = FIXTURE.read_bytes(), 200
+        else:
+            body = json.dumps({"chart": {"result": None, "error": {
+                "code": "Not Found", "description": "No data found, symbol may be delisted"}}}
+            ).encode()
+            status = 404
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ChartHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_chart_response_parses_into_bars_with_corporate_actions(server):
+    source = YahooChartSource(["AAPL"], server)
+    bars = source.load(dt.date(2020, 8, 25), dt.date(2020, 9, 1))
+    assert list(bars["date"].dt.date.astype(str)) == [
+        "2020-08-25", "2020-08-26", "2020-08-27", "2020-08-28", "2020-08-31", "2020-09-01"]
+    assert bars["close"].iloc[0] == pytest.approx(499.3)
+    assert bars.loc[bars["date"] == "2020-08-31", "split_ratio"].item() == 4.0
+    assert bars.loc[bars["date"] == "2020-08-28", "dividend"].item() == pytest.approx(0.205)
+    assert bars["adj_factor"].iloc[-1] == pytest.approx(131.75 / 134.18)
+    assert bars["origin"].iloc[0].endswith("/v8/finance/chart/AAPL")
+    query = ChartHandler.requests[-1]
+    assert "interval=1d" in query and "events=div%2Csplits" in query
+
+
+def test_unknown_symbol_is_a_source_error(server):
+    with pytest.raises(SourceError, match="HTTP 404.*No data found"):
+        YahooChartSource(["NOPE"], server).load(dt.date(2020, 8, 25), dt.date(2020, 9, 1))
+
+
+def test_unreachable_endpoint_is_a_source_error():
+    with pytest.raises(SourceError, match="request failed"):
+        YahooChartSource(["AAPL"], "http://127.0.0.1:9", timeout_s=2).load(
+            dt.date(2020, 8, 25), dt.date(2020, 9, 1))
+
+
+def test_files_source_reads_per_symbol_csv_and_long_parquet(tmp_path):
+    frame = pd.DataFrame({"Date": ["2023-01-03", "2023-01-04"], "Open": [1.0, 2.0],
+                          "High": [1.5, 2.5], "Low": [0.5, 1.5], "Close": [1.2, 2.2],
+                          "Volume": [100, 200]})
+    frame.to_csv(tmp_path / "abc.csv", index=False)
+    long = frame.rename(columns=str.lower).assign(symbol="XYZ")
+    long.to_parquet(tmp_path / "more.parquet", index=False)
+    bars = FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+    assert sorted(bars["symbol"].unique()) == ["ABC", "XYZ"]
+    assert set(bars["origin"]) == {str(tmp_path / "abc.csv"), str(tmp_path / "more.parquet")}
+
+
+def test_files_source_names_the_bad_file(tmp_path):
+    pd.DataFrame({"date": ["2023-01-03"], "close": [1.0]}).to_csv(tmp_path / "bad.csv",
+                                                                 index=False)
+    with pytest.raises(SourceError, match=r"bad\.csv: missing required columns"):
+        FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+    with pytest.raises(SourceError, match="data folder not found"):
+        FilesSource(tmp_path / "nowhere").load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
