@@ -66,7 +66,8 @@ class Project:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        return self.params.storage.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+        default = f"sqlite:///{self.state_dir / 'mlflow.db'}"
+        return self.params.storage.mlflow_tracking_uri or default
 
     @property
     def mlflow_artifacts(self) -> Path:

@@ -18,12 +18,12 @@ import yaml
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
-from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource  # noqa: E402
-from feast.repo_config import RepoConfig  # noqa: E402
-from feast.types import Float64  # noqa: E402
-from feast.value_type import ValueType  # noqa: E402
+from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
+from feast.repo_config import RepoConfig
+from feast.types import Float64
+from feast.value_type import ValueType
 
-from features.registry import get  # noqa: E402
+from features.registry import get
 
 PROJECT = "alphaline"
 VIEW = "bar_features"

@@ -9,14 +9,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 
-from models.gate import GateDecision  # noqa: E402
-from models.lgbm import LGBMScorer  # noqa: E402
+from models.gate import GateDecision
+from models.lgbm import LGBMScorer
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 

@@ -48,7 +48,8 @@ def training_set(project: Project, store=None, names: list[str] | None = None) -
     names = names or feature_names()
     store = store or open_feature_store(project)
     labels = pd.read_parquet(project.label_table)
-    labels = labels[labels["label"].notna() & (labels["date"] <= pd.Timestamp(project.params.data.end))]
+    end = pd.Timestamp(project.params.data.end)
+    labels = labels[labels["label"].notna() & (labels["date"] <= end)]
     feats = feast_store.historical(store, labels[["symbol", "date"]], names,
                                    project.params.data.calendar)
     frame = labels.merge(feats, on=["symbol", "date"], how="inner")

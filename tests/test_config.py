@@ -61,7 +61,7 @@ def test_portfolio_cannot_exceed_risk_limits(tmp_path):
     def mutate(r):
         r["portfolio"]["gross_exposure"] = 2.0
         r["risk"]["max_gross_exposure"] = 1.5
-    with pytest.raises(ConfigError, match="exceeds risk.max_gross_exposure"):
+    with pytest.raises(ConfigError, match=r"exceeds risk\.max_gross_exposure"):
         load_params(write(tmp_path, mutate))
 
 
@@ -81,7 +81,7 @@ def test_cli_exits_2_with_the_key_path(tmp_path):
 def test_overrides_are_validated():
     params = load_params(REPO / "params.yaml")
     assert params.with_overrides({"tuning.n_trials": 3}).tuning.n_trials == 3
-    with pytest.raises(ConfigError, match="tuning.n_trials"):
+    with pytest.raises(ConfigError, match=r"tuning\.n_trials"):
         params.with_overrides({"tuning.n_trials": 0})
     with pytest.raises(ConfigError, match="unknown parameter"):
         params.with_overrides({"tuning.trials": 3})

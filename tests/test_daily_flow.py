@@ -98,7 +98,7 @@ def digests(project: Project) -> dict[str, str]:
 
 
 def test_bad_batch_is_quarantined_and_nothing_downstream_changes(traded, tmp_path):
-    source, first, _, _ = traded
+    source, _first, _, _ = traded
     project = copy_project(source, tmp_path / "p")
     day = trading_days(project, 3)[2]
     # The user's own files: the same market, with one impossible bar on the new day.

@@ -26,7 +26,7 @@ def test_repro_then_experiment(tmp_path):
     work = tmp_path / "repo"
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.split()
-    for rel in tracked + ["dvc.yaml", ".dvc/config", ".dvcignore"]:
+    for rel in [*tracked, "dvc.yaml", ".dvc/config", ".dvcignore"]:
         if (REPO / rel).is_file():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, work / rel)

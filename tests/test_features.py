@@ -36,7 +36,8 @@ def test_every_feature_ignores_data_after_t(market):
     rng = np.random.default_rng(0)
     for col in ("open", "high", "low", "close"):
         altered_bars.loc[later, col] *= rng.uniform(0.5, 2.0, later.sum())
-    altered_bars.loc[later, "high"] = altered_bars.loc[later, ["open", "high", "low", "close"]].max(axis=1)
+    prices = altered_bars.loc[later, ["open", "high", "low", "close"]]
+    altered_bars.loc[later, "high"] = prices.max(axis=1)
     altered_bars.loc[later, "volume"] *= 7
     altered = compute_features(altered_bars)
     past = full["date"] <= cut
@@ -79,7 +80,8 @@ def test_label_is_forward_return_from_the_next_bar():
     sym = bars[bars["symbol"] == "SYN001"].reset_index(drop=True)
     lab = labels[labels["symbol"] == "SYN001"].reset_index(drop=True)
     t = 10
-    assert lab.loc[t, "label"] == pytest.approx(sym.loc[t + 4, "close"] / sym.loc[t + 1, "close"] - 1)
+    expected = sym.loc[t + 4, "close"] / sym.loc[t + 1, "close"] - 1
+    assert lab.loc[t, "label"] == pytest.approx(expected)
     assert lab["label"].tail(4).isna().all()  # the last 1 + h days have no label
 
 

@@ -28,6 +28,7 @@ def test_champion_is_registered_with_its_evidence(trained_project):
     assert {"shap_importance.png", "features.json", "reference.json"} <= artifacts
     model, loaded_version, features = registry.load_alias(p.model.name)
     assert loaded_version == version and len(features) >= 20
+    assert list(model.feature_name_) == features
     evaluate = json.loads((trained_project.metrics_dir / "evaluate.json").read_text())
     assert evaluate["promoted"] and evaluate["champion_after"] == version
     studies = optuna.get_all_study_summaries(trained_project.optuna_url)

@@ -5,6 +5,7 @@ import http.server
 import json
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -15,9 +16,9 @@ FIXTURE = Path(__file__).parent / "data" / "yahoo_chart_aapl.json"
 
 
 class ChartHandler(http.server.BaseHTTPRequestHandler):
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         ChartHandler.requests.append(self.path)
         if self.path.startswith("/v8/finance/chart/AAPL"):
             body, status = FIXTURE.read_bytes(), 200
@@ -60,7 +61,7 @@ def test_chart_response_parses_into_bars_with_corporate_actions(server):
 
 
 def test_unknown_symbol_is_a_source_error(server):
-    with pytest.raises(SourceError, match="HTTP 404.*No data found"):
+    with pytest.raises(SourceError, match=r"HTTP 404.*No data found"):
         YahooChartSource(["NOPE"], server).load(dt.date(2020, 8, 25), dt.date(2020, 9, 1))
 
 

@@ -5,13 +5,13 @@ import pytest
 from sqlalchemy import inspect
 
 from alphaline.config import load_params
+from tests.conftest import REPO
 from trading.brokers.paper import PaperBroker
 from trading.costs import CostModel
 from trading.ledger import Ledger
 from trading.ledger.models import Order
 from trading.portfolio import OrderIntent, client_order_id, long_short_weights, rebalance_orders
 from trading.risk import Approved, check_orders
-from tests.conftest import REPO
 
 PARAMS = load_params(REPO / "params.yaml")
 DAY = dt.date(2024, 1, 2)

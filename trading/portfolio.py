@@ -40,7 +40,7 @@ def long_short_weights(scores: pd.Series, quantile: float, gross: float,
     Each leg carries ``gross / 2`` of NAV unless ``max_weight`` caps its names lower.
     """
     scores = scores.dropna()
-    n = int(math.floor(len(scores) * quantile))
+    n = math.floor(len(scores) * quantile)
     weights = pd.Series(0.0, index=scores.index)
     if n == 0:
         return weights
