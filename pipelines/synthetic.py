@@ -9,6 +9,9 @@ Each symbol's daily log return is
 - ``signal[t]`` is computed from what is observable at the close of day ``t`` only:
   the cross-sectional z-score of ``-ret_5`` (five-day reversal) plus half the z-score of
   ``-ret_1 * volume_z_20`` (high-volume moves revert), re-standardized across symbols;
+- the signal is winsorized at ±3 and volatility follows the noise shocks alone, so the
+  signal cannot feed back into volatility; variance is capped at 2.5² times its base and a
+  day's log return at ±0.4, so no bar looks like an unrecorded split;
 - ``k`` is ``alpha_strength``; the signal moves the return of day ``t + 2``, which is the
   return a decision at the close of ``t`` earns when it trades at the close of ``t + 1``
   (the default label with ``h = 1``). In ``noise`` mode ``k = 0``.
@@ -30,6 +33,8 @@ _DF = 4.0  # Student-t degrees of freedom: fat tails
 _T_SCALE = np.sqrt(_DF / (_DF - 2.0))  # unit variance
 _GARCH_A, _GARCH_B = 0.08, 0.90
 _WARMUP = 20  # days before the signal starts to act
+_VAR_CAP = 2.5**2  # GARCH variance stays below (2.5 x base volatility)^2
+_MAX_LOG_RET = 0.4  # |one-day move| < 49 %: never looks like an unrecorded split
 
 
 def _cs_z(x: np.ndarray) -> np.ndarray:
@@ -80,20 +85,24 @@ def generate_market(
     prev_eps_m = 0.0
     vol_ar = np.zeros(n)
     for s in range(t_len):
-        var_m = omega_m + _GARCH_A * prev_eps_m**2 + _GARCH_B * var_m
-        var_i = omega_i + _GARCH_A * prev_eps_i**2 + _GARCH_B * var_i
+        var_m = min(omega_m + _GARCH_A * prev_eps_m**2 + _GARCH_B * var_m, _VAR_CAP * 0.009**2)
+        var_i = np.minimum(omega_i + _GARCH_A * prev_eps_i**2 + _GARCH_B * var_i,
+                           _VAR_CAP * base_vol**2)
         m = np.sqrt(var_m) * mkt_shock[s]
         planted = signal[s - 2] if s >= 2 and np.isfinite(signal[s - 2]).all() else np.zeros(n)
-        eps = np.sqrt(var_i) * (k * planted + np.sqrt(1.0 - k**2) * idio_shock[s])
-        log_ret[s] = beta * m + eps
-        prev_eps_i, prev_eps_m = eps, m
+        noise = np.sqrt(var_i) * idio_shock[s]
+        eps = k * np.sqrt(var_i) * planted + np.sqrt(1.0 - k**2) * noise
+        log_ret[s] = np.clip(beta * m + eps, -_MAX_LOG_RET, _MAX_LOG_RET)
+        # Volatility follows the noise alone, so the signal cannot feed back into it.
+        prev_eps_i, prev_eps_m = noise, m
         vol_ar = 0.7 * vol_ar + 0.5 * volume_noise[s]
         log_vol[s] = np.log(base_volume) + vol_ar + 0.35 * np.abs(eps) / np.sqrt(var_i)
         if s >= _WARMUP:
             ret_5 = log_ret[s - 4 : s + 1].sum(axis=0)
             window = log_vol[s - 19 : s + 1]
             volume_z = (log_vol[s] - window.mean(axis=0)) / (window.std(axis=0) + 1e-12)
-            signal[s] = _cs_z(_cs_z(-ret_5) + 0.5 * _cs_z(-log_ret[s] * volume_z))
+            raw = _cs_z(_cs_z(-ret_5) + 0.5 * _cs_z(-log_ret[s] * volume_z))
+            signal[s] = np.clip(raw, -3.0, 3.0)  # winsorized: no single name dominates
 
     close = first_close * np.exp(np.cumsum(log_ret, axis=0))
     prev_close = np.vstack([first_close, close[:-1]])

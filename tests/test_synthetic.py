@@ -42,3 +42,12 @@ def test_planted_alpha_is_measurable_and_absent_in_noise():
     assert 0.06 < ic < 0.16
     bars, signal = generate_market(alpha_strength=0.1, mode="noise", **kwargs)
     assert abs(oracle_ic(signal, compute_labels(bars, 1))) < 0.02
+
+
+def test_large_long_market_stays_finite_and_plausible():
+    """500 symbols over ten years: the signal must not feed back into volatility."""
+    bars, _ = generate_market(500, "2014-01-02", "2023-12-29", seed=3)
+    r = np.log(bars.pivot(index="date", columns="symbol", values="close")).diff().iloc[1:]
+    assert np.isfinite(r.to_numpy()).all()
+    assert np.abs(r.to_numpy()).max() <= 0.4
+    assert 0.01 < r.std().mean() < 0.04

@@ -1,0 +1,336 @@
+"""Alpha158, as Qlib defines it (``qlib/contrib/data/loader.py``, default config).
+
+9 candlestick features, 4 price ratios and 29 rolling operators over windows 5, 10, 20,
+30 and 60: 158 features with Qlib's names and formulas. Operators follow Qlib's semantics
+(``qlib/data/ops.py``): rolling windows count exchange sessions with ``min_periods=1``,
+so early rows use the days available; ``Corr`` is NaN where either side's rolling std is
+~0; ``IdxMax``/``IdxMin`` are 1-based positions in the window; ``Slope``, ``Rsquare`` and
+``Resi`` are least squares on the window's positions.
+
+Deliberate difference: our bars carry no VWAP, so ``VWAP0`` uses the typical price
+``(high + low + close) / 3`` in its place.
+
+Everything runs on wide frames (rows: sessions, columns: symbols), one vectorized call per
+operator for all symbols at once.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+Wide = pd.DataFrame
+WINDOWS = (5, 10, 20, 30, 60)
+EPS = 1e-12
+
+KBAR = {
+    "KMID": "(close - open) / open",
+    "KLEN": "(high - low) / open",
+    "KMID2": "(close - open) / (high - low)",
+    "KUP": "(high - max(open, close)) / open",
+    "KUP2": "(high - max(open, close)) / (high - low)",
+    "KLOW": "(min(open, close) - low) / open",
+    "KLOW2": "(min(open, close) - low) / (high - low)",
+    "KSFT": "(2 close - high - low) / open",
+    "KSFT2": "(2 close - high - low) / (high - low)",
+}
+PRICE = {
+    "OPEN0": "open / close",
+    "HIGH0": "high / close",
+    "LOW0": "low / close",
+    "VWAP0": "typical price (h + l + c) / 3 over close (no VWAP in daily bars)",
+}
+ROLLING = {
+    "ROC": ("close", "close d days ago over close"),
+    "MA": ("close", "mean close over d days, over close"),
+    "STD": ("close", "std of close over d days, over close"),
+    "BETA": ("close", "slope of close on time over d days, over close"),
+    "RSQR": ("close", "R² of close on time over d days"),
+    "RESI": ("close", "residual of today's close from the d-day trend, over close"),
+    "MAX": ("high", "highest high over d days, over close"),
+    "MIN": ("low", "lowest low over d days, over close"),
+    "QTLU": ("close", "80 % quantile of close over d days, over close"),
+    "QTLD": ("close", "20 % quantile of close over d days, over close"),
+    "RANK": ("close", "percentile rank of today's close within d days"),
+    "RSV": ("close,high,low", "(close - min low) / (max high - min low) over d days"),
+    "IMAX": ("high", "days since the d-day high (1-based position) over d"),
+    "IMIN": ("low", "days since the d-day low (1-based position) over d"),
+    "IMXD": ("high,low", "(IMAX position - IMIN position) over d"),
+    "CORR": ("close,volume", "correlation of close and log volume over d days"),
+    "CORD": ("close,volume", "correlation of close change and log volume change over d days"),
+    "CNTP": ("close", "share of up days over d days"),
+    "CNTN": ("close", "share of down days over d days"),
+    "CNTD": ("close", "CNTP - CNTN"),
+    "SUMP": ("close", "gains over total absolute change over d days (RSI-like)"),
+    "SUMN": ("close", "losses over total absolute change over d days"),
+    "SUMD": ("close", "SUMP - SUMN"),
+    "VMA": ("volume", "mean volume over d days, over today's volume"),
+    "VSTD": ("volume", "std of volume over d days, over today's volume"),
+    "WVMA": ("close,volume", "coefficient of variation of |return| × volume over d days"),
+    "VSUMP": ("volume", "volume increases over total absolute volume change over d days"),
+    "VSUMN": ("volume", "volume decreases over total absolute volume change over d days"),
+    "VSUMD": ("volume", "VSUMP - VSUMN"),
+}
+
+
+def names() -> list[str]:
+    return [*KBAR, *PRICE, *(f"{op}{d}" for d in WINDOWS for op in ROLLING)]
+
+
+# Qlib operators on (symbols x sessions) arrays -----------------------------------------
+# Time runs along axis 1, contiguous in memory. Each keeps Qlib's ``rolling(d,
+# min_periods=1)`` semantics: NaNs are skipped, early rows use the days they have.
+
+Arr = np.ndarray
+_CHUNK = 32  # symbols per block where windows are materialized (bounds memory)
+
+
+def _shift(x: Arr, k: int) -> Arr:
+    out = np.full_like(x, np.nan)
+    out[:, k:] = x[:, : x.shape[1] - k]
+    return out
+
+
+def _window_sum(x: Arr, d: int) -> Arr:
+    """Rolling sum of a NaN-free array through one cumulative sum per symbol."""
+    cs = np.cumsum(x, axis=1)
+    if d >= cs.shape[1]:
+        return cs
+    out = np.empty_like(cs)
+    out[:, :d] = cs[:, :d]
+    np.subtract(cs[:, d:], cs[:, :-d], out=out[:, d:])
+    return out
+
+
+def _window_count(valid: Arr, d: int) -> Arr:
+    """Rolling count of valid values; closed form when only the first column may be NaN."""
+    if valid[:, 1:].all():
+        full = np.minimum(np.arange(1, valid.shape[1] + 1), d)[None, :].astype("float64")
+        early = (np.arange(valid.shape[1]) < d)[None, :]
+        return full - (~valid[:, :1] & early)
+    return _window_sum(valid.astype("float64"), d)
+
+
+class _Moments:
+    """Rolling count, mean, std (ddof=1) of one array; values are centred per column first
+    so sums of squares keep their precision."""
+
+    def __init__(self, x: Arr, d: int):
+        valid = ~np.isnan(x)
+        self.centre = np.nanmean(x, axis=1, keepdims=True)
+        xc = np.where(valid, x - self.centre, 0.0)
+        self.valid, self.xc, self.d = valid, xc, d
+        self.n = _window_count(valid, d)
+        self.s1 = _window_sum(xc, d)
+        self._s2: Arr | None = None
+
+    @property
+    def s2(self) -> Arr:
+        if self._s2 is None:  # only where a variance is asked for
+            self._s2 = _window_sum(self.xc * self.xc, self.d)
+        return self._s2
+
+    def sum(self) -> Arr:
+        with np.errstate(invalid="ignore"):
+            return np.where(self.n > 0, self.s1 + self.n * self.centre, np.nan)
+
+    def mean(self) -> Arr:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.s1 / self.n + self.centre
+
+    def var(self) -> Arr:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = (self.s2 - self.s1 * self.s1 / self.n) / (self.n - 1)
+        v = np.where(self.n > 1, np.maximum(v, 0.0), np.nan)
+        return v
+
+    def std(self) -> Arr:
+        return np.sqrt(self.var())
+
+
+def _sum(x: Arr, d: int) -> Arr:
+    return _Moments(x, d).sum()
+
+
+def _mean(x: Arr, d: int) -> Arr:
+    return _Moments(x, d).mean()
+
+
+def _std(x: Arr, d: int) -> Arr:
+    return _Moments(x, d).std()
+
+
+def _pandas(x: Arr, d: int, op: str) -> Arr:
+    """Rolling max/min through pandas, columns end to end with ``d - 1`` NaNs between."""
+    padded = np.full((x.shape[0], x.shape[1] + d - 1), np.nan)
+    padded[:, d - 1:] = x
+    rolled = getattr(pd.Series(padded.ravel()).rolling(d, min_periods=1), op)()
+    return rolled.to_numpy().reshape(padded.shape)[:, d - 1:]
+
+
+def _padded_chunks(x: Arr, d: int, fill: float):
+    """Yield (row slice, (rows, T, d) contiguous windows) with ``fill`` before the start."""
+    padded = np.full((x.shape[0], x.shape[1] + d - 1), fill)
+    padded[:, d - 1:] = x
+    for j in range(0, x.shape[0], _CHUNK):
+        rows = slice(j, min(j + _CHUNK, x.shape[0]))
+        yield rows, np.array(sliding_window_view(padded[rows], d, axis=1))
+
+
+def _idx(x: Arr, d: int, largest: bool) -> Arr:
+    """Qlib IdxMax/IdxMin: 1-based position of the first extreme in the (short) window."""
+    fill = -np.inf if largest else np.inf
+    available = np.minimum(np.arange(1, x.shape[1] + 1), d)[None, :]
+    pos = np.empty(x.shape)
+    for rows, win in _padded_chunks(np.where(np.isnan(x), fill, x), d, fill):
+        first = win.argmax(axis=2) if largest else win.argmin(axis=2)
+        pos[rows] = first + 1 - (d - available)
+    pos[np.isnan(x)] = np.nan
+    return pos
+
+
+def _sorted_window_stats(x: Arr, d: int, qs: tuple[float, ...]) -> tuple[list[Arr], Arr]:
+    """Rolling quantiles (linear interpolation, as pandas) and the percentile rank of the
+    last value (pandas ``rank(pct=True)``, average ties), from one sort per window."""
+    quantiles = [np.full(x.shape, np.nan) for _ in qs]
+    rank = np.full(x.shape, np.nan)
+    for rows, win in _padded_chunks(x, d, np.nan):
+        last = win[:, :, -1:].copy()  # the sort below reorders ``win`` in place
+        less = np.count_nonzero(win < last, axis=2)
+        equal = np.count_nonzero(win == last, axis=2)
+        win.sort(axis=2)  # NaNs go last
+        n = d - np.count_nonzero(np.isnan(win), axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rank[rows] = np.where(np.isnan(last[:, :, 0]), np.nan, (less + (equal + 1) / 2) / n)
+        for out, q in zip(quantiles, qs, strict=True):
+            pos = q * (n - 1)
+            lo = np.floor(pos).astype(np.int64).clip(0, d - 1)
+            hi = np.ceil(pos).astype(np.int64).clip(0, d - 1)
+            a = np.take_along_axis(win, lo[..., None], axis=2)[..., 0]
+            b = np.take_along_axis(win, hi[..., None], axis=2)[..., 0]
+            out[rows] = np.where(n > 0, a + (b - a) * (pos - lo), np.nan)
+    return quantiles, rank
+
+
+def _regression(y: Arr, d: int) -> tuple[Arr, Arr, Arr]:
+    """Rolling least squares of ``y`` on time: (slope, R², residual of the last point).
+
+    Time is measured from each window's last row (``x = t - last``), so the fitted value
+    at the last row is the intercept.
+    """
+    valid = ~np.isnan(y)
+    rows = np.arange(y.shape[1], dtype="float64")[None, :]
+    yc = np.where(valid, y - np.nanmean(y, axis=1, keepdims=True), 0.0)
+    t = np.where(valid, rows, 0.0)
+    n = _window_count(valid, d)
+    st, sy = _window_sum(t, d), _window_sum(yc, d)
+    s1 = st - n * rows
+    s2 = _window_sum(t * t, d) - 2 * st * rows + n * rows**2
+    sxy = _window_sum(t * yc, d) - sy * rows
+    syy = _window_sum(yc * yc, d)
+    denom_x = n * s2 - s1 * s1
+    cov = n * sxy - s1 * sy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = cov / denom_x
+        r2 = cov * cov / (denom_x * (n * syy - sy * sy))
+        resid = yc - (sy - slope * s1) / n
+    bad = (n < 2) | ~valid
+    return (np.where(bad, np.nan, slope), np.where(bad, np.nan, r2),
+            np.where(bad, np.nan, resid))
+
+
+def _corr(a: Arr, b: Arr, d: int) -> Arr:
+    """Rolling correlation over pairwise-complete rows; NaN where either std is ~0 (Qlib)."""
+    na, nb = np.isnan(a), np.isnan(b)
+    same = np.array_equal(na, nb)
+    both = ~na & ~nb
+    ma = _Moments(a if same else np.where(both, a, np.nan), d)
+    mb = _Moments(b if same else np.where(both, b, np.nan), d)
+    cov = _window_sum(ma.xc * mb.xc, d) - ma.s1 * mb.s1 / ma.n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = cov / np.sqrt((ma.s2 - ma.s1**2 / ma.n) * (mb.s2 - mb.s1**2 / mb.n))
+    out = np.where(ma.n > 1, out, np.nan)
+    # Qlib masks on each side's own rolling std (the same as above when NaNs coincide).
+    sa, sb = (ma.std(), mb.std()) if same else (_std(a, d), _std(b, d))
+    flat = np.isclose(sa, 0, atol=2e-5) | np.isclose(sb, 0, atol=2e-5)
+    return np.where(flat, np.nan, out)
+
+
+# the feature set -----------------------------------------------------------------------
+
+
+def _rolling_features(d: int, x: dict[str, Arr]) -> dict[str, Arr]:
+    """The 29 rolling operators for one window, as float32 arrays."""
+    c, h, lo, v = x["c"], x["h"], x["lo"], x["v"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mc = _Moments(c, d)
+        slope, r2, resid = _regression(c, d)
+        hh, ll = _pandas(h, d, "max"), _pandas(lo, d, "min")
+        imax, imin = _idx(h, d, largest=True), _idx(lo, d, largest=False)
+        (qtlu, qtld), rank = _sorted_window_stats(c, d, (0.8, 0.2))
+        cntp, cntn = _mean(x["up"], d), _mean(x["down"], d)
+        sum_move, vsum_move = _sum(x["move"], d) + EPS, _sum(x["vmove"], d) + EPS
+        sump, sumn = _sum(x["gain"], d) / sum_move, _sum(x["loss"], d) / sum_move
+        vsump, vsumn = _sum(x["vgain"], d) / vsum_move, _sum(x["vloss"], d) / vsum_move
+        mv, mwv = _Moments(v, d), _Moments(x["wv"], d)
+        values = {
+            "ROC": _shift(c, d) / c, "MA": mc.mean() / c, "STD": mc.std() / c,
+            "BETA": slope / c, "RSQR": r2, "RESI": resid / c,
+            "MAX": hh / c, "MIN": ll / c, "QTLU": qtlu / c, "QTLD": qtld / c,
+            "RANK": rank, "RSV": (c - ll) / (hh - ll + EPS),
+            "IMAX": imax / d, "IMIN": imin / d, "IMXD": (imax - imin) / d,
+            "CORR": _corr(c, x["log_v"], d), "CORD": _corr(x["ret"], x["dlog_v"], d),
+            "CNTP": cntp, "CNTN": cntn, "CNTD": cntp - cntn,
+            "SUMP": sump, "SUMN": sumn, "SUMD": sump - sumn,
+            "VMA": mv.mean() / (v + EPS), "VSTD": mv.std() / (v + EPS),
+            "WVMA": mwv.std() / (mwv.mean() + EPS),
+            "VSUMP": vsump, "VSUMN": vsumn, "VSUMD": vsump - vsumn,
+        }
+    return {f"{op}{d}": arr.astype("float32") for op, arr in values.items()}
+
+
+def alpha158(panel: dict[str, Wide], n_threads: int = 2):
+    """Yield ``(name, wide frame)`` for the 158 features, a window at a time.
+
+    The five windows run on ``n_threads`` threads: the array work releases the GIL.
+    """
+    index, columns = panel["close"].index, panel["close"].columns
+    o, h, lo, c, v = (np.ascontiguousarray(panel[k].to_numpy(dtype="float64").T)
+                      for k in ("open", "high", "low", "close", "volume"))
+
+    def wide(values: Arr) -> Wide:
+        return pd.DataFrame(values.T, index=index, columns=columns)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rng = h - lo + EPS
+        top, bottom = np.maximum(o, c), np.minimum(o, c)
+        for name, values in (
+            ("KMID", (c - o) / o), ("KLEN", (h - lo) / o), ("KMID2", (c - o) / rng),
+            ("KUP", (h - top) / o), ("KUP2", (h - top) / rng),
+            ("KLOW", (bottom - lo) / o), ("KLOW2", (bottom - lo) / rng),
+            ("KSFT", (2 * c - h - lo) / o), ("KSFT2", (2 * c - h - lo) / rng),
+            ("OPEN0", o / c), ("HIGH0", h / c), ("LOW0", lo / c),
+            ("VWAP0", (h + lo + c) / 3 / c),
+        ):
+            yield name, wide(values)
+        prev_c, prev_v = _shift(c, 1), _shift(v, 1)
+        inputs = {
+            "c": c, "h": h, "lo": lo, "v": v,
+            "up": (c > prev_c).astype("float64"), "down": (c < prev_c).astype("float64"),
+            "gain": np.maximum(c - prev_c, 0), "loss": np.maximum(prev_c - c, 0),
+            "move": np.abs(c - prev_c),
+            "vgain": np.maximum(v - prev_v, 0), "vloss": np.maximum(prev_v - v, 0),
+            "vmove": np.abs(v - prev_v),
+            "log_v": np.log(v + 1), "ret": c / prev_c, "dlog_v": np.log(v / prev_v + 1),
+            "wv": np.abs(c / prev_c - 1) * v,
+        }
+    with ThreadPoolExecutor(max_workers=max(n_threads, 1)) as pool:
+        # Longest window first keeps both threads busy to the end; yield in window order.
+        futures = {d: pool.submit(_rolling_features, d, inputs)
+                   for d in sorted(WINDOWS, reverse=True)}
+        for d in WINDOWS:
+            for name, values in futures.pop(d).result().items():
+                yield name, wide(values)
