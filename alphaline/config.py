@@ -70,8 +70,24 @@ class ValidationParams(_Section):
     max_staleness_days: Annotated[int, Field(ge=0, le=30)]
 
 
+class CrossSectionParams(_Section):
+    method: Literal["none", "rank", "zscore"]
+    winsorize: Annotated[float, Field(ge=0, lt=0.5)]
+    neutralize: list[Literal["market", "sector"]]
+
+
 class FeatureParams(_Section):
     label_horizon: Annotated[int, Field(ge=1, le=60)]
+    sets: Annotated[list[Literal["core", "alpha158", "technical", "risk", "liquidity"]],
+                    Field(min_length=1)]
+    benchmark: str | None
+    cross_section: CrossSectionParams
+
+    @model_validator(mode="after")
+    def _unique_sets(self) -> FeatureParams:
+        if len(set(self.sets)) != len(self.sets):
+            raise ValueError(f"features.sets lists a set twice: {self.sets}")
+        return self
 
 
 class CVParams(_Section):

@@ -55,7 +55,7 @@ def main() -> None:
     bars = timed("ingest", lambda: ingest.ingest_history(project))
     timed("validate (GX)", lambda: ingest.validate_history(project))
     tables = timed("features", lambda: featurize.build(ingest.load_validated(project),
-                                                      params.features.label_horizon))
+                                                      params.features))
     timed("feast apply", lambda: featurize.write(project, tables))
     ts = timed("feast training set", lambda: train.training_set(project))
     labels = pd.read_parquet(project.label_table)

@@ -22,6 +22,16 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from features.rolling import (
+    Moments,
+    first_value,
+    rolling_mean,
+    rolling_std,
+    rolling_sum,
+    window_count,
+    window_sum,
+)
+
 Wide = pd.DataFrame
 WINDOWS = (5, 10, 20, 30, 60)
 EPS = 1e-12
@@ -94,75 +104,6 @@ def _shift(x: Arr, k: int) -> Arr:
     return out
 
 
-def _window_sum(x: Arr, d: int) -> Arr:
-    """Rolling sum of a NaN-free array through one cumulative sum per symbol."""
-    cs = np.cumsum(x, axis=1)
-    if d >= cs.shape[1]:
-        return cs
-    out = np.empty_like(cs)
-    out[:, :d] = cs[:, :d]
-    np.subtract(cs[:, d:], cs[:, :-d], out=out[:, d:])
-    return out
-
-
-def _window_count(valid: Arr, d: int) -> Arr:
-    """Rolling count of valid values; closed form when only the first column may be NaN."""
-    if valid[:, 1:].all():
-        full = np.minimum(np.arange(1, valid.shape[1] + 1), d)[None, :].astype("float64")
-        early = (np.arange(valid.shape[1]) < d)[None, :]
-        return full - (~valid[:, :1] & early)
-    return _window_sum(valid.astype("float64"), d)
-
-
-class _Moments:
-    """Rolling count, mean, std (ddof=1) of one array; values are centred per column first
-    so sums of squares keep their precision."""
-
-    def __init__(self, x: Arr, d: int):
-        valid = ~np.isnan(x)
-        self.centre = np.nanmean(x, axis=1, keepdims=True)
-        xc = np.where(valid, x - self.centre, 0.0)
-        self.valid, self.xc, self.d = valid, xc, d
-        self.n = _window_count(valid, d)
-        self.s1 = _window_sum(xc, d)
-        self._s2: Arr | None = None
-
-    @property
-    def s2(self) -> Arr:
-        if self._s2 is None:  # only where a variance is asked for
-            self._s2 = _window_sum(self.xc * self.xc, self.d)
-        return self._s2
-
-    def sum(self) -> Arr:
-        with np.errstate(invalid="ignore"):
-            return np.where(self.n > 0, self.s1 + self.n * self.centre, np.nan)
-
-    def mean(self) -> Arr:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.s1 / self.n + self.centre
-
-    def var(self) -> Arr:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            v = (self.s2 - self.s1 * self.s1 / self.n) / (self.n - 1)
-        v = np.where(self.n > 1, np.maximum(v, 0.0), np.nan)
-        return v
-
-    def std(self) -> Arr:
-        return np.sqrt(self.var())
-
-
-def _sum(x: Arr, d: int) -> Arr:
-    return _Moments(x, d).sum()
-
-
-def _mean(x: Arr, d: int) -> Arr:
-    return _Moments(x, d).mean()
-
-
-def _std(x: Arr, d: int) -> Arr:
-    return _Moments(x, d).std()
-
-
 def _pandas(x: Arr, d: int, op: str) -> Arr:
     """Rolling max/min through pandas, columns end to end with ``d - 1`` NaNs between."""
     padded = np.full((x.shape[0], x.shape[1] + d - 1), np.nan)
@@ -223,14 +164,14 @@ def _regression(y: Arr, d: int) -> tuple[Arr, Arr, Arr]:
     """
     valid = ~np.isnan(y)
     rows = np.arange(y.shape[1], dtype="float64")[None, :]
-    yc = np.where(valid, y - np.nanmean(y, axis=1, keepdims=True), 0.0)
+    yc = np.where(valid, y - first_value(y), 0.0)
     t = np.where(valid, rows, 0.0)
-    n = _window_count(valid, d)
-    st, sy = _window_sum(t, d), _window_sum(yc, d)
+    n = window_count(valid, d)
+    st, sy = window_sum(t, d), window_sum(yc, d)
     s1 = st - n * rows
-    s2 = _window_sum(t * t, d) - 2 * st * rows + n * rows**2
-    sxy = _window_sum(t * yc, d) - sy * rows
-    syy = _window_sum(yc * yc, d)
+    s2 = window_sum(t * t, d) - 2 * st * rows + n * rows**2
+    sxy = window_sum(t * yc, d) - sy * rows
+    syy = window_sum(yc * yc, d)
     denom_x = n * s2 - s1 * s1
     cov = n * sxy - s1 * sy
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -247,14 +188,14 @@ def _corr(a: Arr, b: Arr, d: int) -> Arr:
     na, nb = np.isnan(a), np.isnan(b)
     same = np.array_equal(na, nb)
     both = ~na & ~nb
-    ma = _Moments(a if same else np.where(both, a, np.nan), d)
-    mb = _Moments(b if same else np.where(both, b, np.nan), d)
-    cov = _window_sum(ma.xc * mb.xc, d) - ma.s1 * mb.s1 / ma.n
+    ma = Moments(a if same else np.where(both, a, np.nan), d)
+    mb = Moments(b if same else np.where(both, b, np.nan), d)
+    cov = window_sum(ma.xc * mb.xc, d) - ma.s1 * mb.s1 / ma.n
     with np.errstate(invalid="ignore", divide="ignore"):
         out = cov / np.sqrt((ma.s2 - ma.s1**2 / ma.n) * (mb.s2 - mb.s1**2 / mb.n))
     out = np.where(ma.n > 1, out, np.nan)
     # Qlib masks on each side's own rolling std (the same as above when NaNs coincide).
-    sa, sb = (ma.std(), mb.std()) if same else (_std(a, d), _std(b, d))
+    sa, sb = (ma.std(), mb.std()) if same else (rolling_std(a, d), rolling_std(b, d))
     flat = np.isclose(sa, 0, atol=2e-5) | np.isclose(sb, 0, atol=2e-5)
     return np.where(flat, np.nan, out)
 
@@ -266,16 +207,19 @@ def _rolling_features(d: int, x: dict[str, Arr]) -> dict[str, Arr]:
     """The 29 rolling operators for one window, as float32 arrays."""
     c, h, lo, v = x["c"], x["h"], x["lo"], x["v"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mc = _Moments(c, d)
+        mc = Moments(c, d)
         slope, r2, resid = _regression(c, d)
         hh, ll = _pandas(h, d, "max"), _pandas(lo, d, "min")
         imax, imin = _idx(h, d, largest=True), _idx(lo, d, largest=False)
         (qtlu, qtld), rank = _sorted_window_stats(c, d, (0.8, 0.2))
-        cntp, cntn = _mean(x["up"], d), _mean(x["down"], d)
-        sum_move, vsum_move = _sum(x["move"], d) + EPS, _sum(x["vmove"], d) + EPS
-        sump, sumn = _sum(x["gain"], d) / sum_move, _sum(x["loss"], d) / sum_move
-        vsump, vsumn = _sum(x["vgain"], d) / vsum_move, _sum(x["vloss"], d) / vsum_move
-        mv, mwv = _Moments(v, d), _Moments(x["wv"], d)
+        cntp, cntn = rolling_mean(x["up"], d), rolling_mean(x["down"], d)
+        sum_move = rolling_sum(x["move"], d) + EPS
+        vsum_move = rolling_sum(x["vmove"], d) + EPS
+        sump = rolling_sum(x["gain"], d) / sum_move
+        sumn = rolling_sum(x["loss"], d) / sum_move
+        vsump = rolling_sum(x["vgain"], d) / vsum_move
+        vsumn = rolling_sum(x["vloss"], d) / vsum_move
+        mv, mwv = Moments(v, d), Moments(x["wv"], d)
         values = {
             "ROC": _shift(c, d) / c, "MA": mc.mean() / c, "STD": mc.std() / c,
             "BETA": slope / c, "RSQR": r2, "RESI": resid / c,

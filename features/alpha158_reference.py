@@ -13,43 +13,43 @@ import pandas as pd
 from features.alpha158 import WINDOWS
 
 
-def Ref(x, d):  # noqa: N802 (Qlib's operator names)
+def Ref(x, d):
     return x.shift(d)
 
 
-def Mean(x, d):  # noqa: N802
+def Mean(x, d):
     return x.rolling(d, min_periods=1).mean()
 
 
-def Std(x, d):  # noqa: N802
+def Std(x, d):
     return x.rolling(d, min_periods=1).std()
 
 
-def Sum(x, d):  # noqa: N802
+def Sum(x, d):
     return x.rolling(d, min_periods=1).sum()
 
 
-def Max(x, d):  # noqa: N802
+def Max(x, d):
     return x.rolling(d, min_periods=1).max()
 
 
-def Min(x, d):  # noqa: N802
+def Min(x, d):
     return x.rolling(d, min_periods=1).min()
 
 
-def Quantile(x, d, q):  # noqa: N802
+def Quantile(x, d, q):
     return x.rolling(d, min_periods=1).quantile(q)
 
 
-def Rank(x, d):  # noqa: N802
+def Rank(x, d):
     return x.rolling(d, min_periods=1).rank(pct=True)
 
 
-def IdxMax(x, d):  # noqa: N802
+def IdxMax(x, d):
     return x.rolling(d, min_periods=1).apply(lambda a: a.argmax() + 1, raw=True)
 
 
-def IdxMin(x, d):  # noqa: N802
+def IdxMin(x, d):
     return x.rolling(d, min_periods=1).apply(lambda a: a.argmin() + 1, raw=True)
 
 
@@ -63,19 +63,19 @@ def _ols(a: np.ndarray) -> tuple[float, float, float]:
     return slope, r * r, a[-1] - (slope * len(a) + intercept)
 
 
-def Slope(x, d):  # noqa: N802
+def Slope(x, d):
     return x.rolling(d, min_periods=1).apply(lambda a: _ols(a)[0], raw=True)
 
 
-def Rsquare(x, d):  # noqa: N802
+def Rsquare(x, d):
     return x.rolling(d, min_periods=1).apply(lambda a: _ols(a)[1], raw=True)
 
 
-def Resi(x, d):  # noqa: N802
+def Resi(x, d):
     return x.rolling(d, min_periods=1).apply(lambda a: _ols(a)[2], raw=True)
 
 
-def Corr(a, b, d):  # noqa: N802
+def Corr(a, b, d):
     res = a.rolling(d, min_periods=1).corr(b)
     res.loc[np.isclose(a.rolling(d, min_periods=1).std(), 0, atol=2e-05)] = np.nan
     res.loc[np.isclose(b.rolling(d, min_periods=1).std(), 0, atol=2e-05)] = np.nan

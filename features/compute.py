@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.registry import FeatureDef, Panel, get
+from features.registry import FAMILIES, FeatureDef, Panel, get
 
 KEYS = ["symbol", "date"]
 
@@ -36,17 +36,46 @@ def _stack(frames: dict[str, pd.DataFrame], index: pd.MultiIndex) -> pd.DataFram
     return out[[*KEYS, *frames]]
 
 
-def compute_features(bars: pd.DataFrame, defs: list[FeatureDef] | None = None) -> pd.DataFrame:
-    """One row per (symbol, date) of ``bars``; one column per feature definition."""
+def _generate(defs: list[FeatureDef], panel: Panel, options: dict[str, dict]):
+    """Yield (name, wide) for ``defs``: each family runs once, single features alone."""
+    wanted = {d.name for d in defs}
+    for family in dict.fromkeys(d.family for d in defs if d.family):
+        for name, wide in FAMILIES[family](panel, **options.get(family, {})):
+            if name in wanted:
+                yield name, wide
+    for d in defs:
+        if d.compute is not None:
+            yield d.name, d.compute(panel)
+
+
+def compute_features(bars: pd.DataFrame, defs: list[FeatureDef] | None = None,
+                     family_options: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per (symbol, date) of ``bars``; one float32 column per feature definition.
+
+    Features are written one at a time into a preallocated table, so memory holds the
+    result and a single wide intermediate rather than every feature twice.
+    """
     defs = defs or get()
     panel = to_panel(adjust_prices(bars))
-    frames = {}
+    symbols, dates = panel["close"].columns, panel["close"].index
+    # Rows of the result: (symbol, date) pairs of the bars, in (symbol, date) order.
+    keys = bars[["symbol", "date"]].sort_values(KEYS, ignore_index=True)
+    sym_pos = symbols.get_indexer(keys["symbol"])
+    date_pos = dates.get_indexer(keys["date"])
+    flat = sym_pos * len(dates) + date_pos  # position in a symbol-major ravel of a wide frame
+    order = [d.name for d in defs]
+    column = {n: i for i, n in enumerate(order)}
+    table = np.empty((len(keys), len(order)), dtype="float32")
     with np.errstate(divide="ignore", invalid="ignore"):
-        for d in defs:
-            frames[d.name] = d.compute(panel).replace([np.inf, -np.inf], np.nan)
-    index = pd.MultiIndex.from_frame(bars[["date", "symbol"]])
-    out = _stack(frames, index)
-    return out.sort_values(KEYS, ignore_index=True)
+        for name, wide in _generate(defs, panel, family_options or {}):
+            values = wide.reindex(index=dates, columns=symbols).to_numpy(dtype="float64")
+            values = values.T.ravel()[flat]
+            values[~np.isfinite(values)] = np.nan
+            table[:, column[name]] = values
+    out = pd.DataFrame(table, columns=order)
+    out.insert(0, "date", keys["date"].to_numpy())
+    out.insert(0, "symbol", keys["symbol"].to_numpy())
+    return out
 
 
 def compute_labels(bars: pd.DataFrame, horizon: int) -> pd.DataFrame:

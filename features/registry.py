@@ -1,36 +1,55 @@
-"""The one registry of feature definitions.
+"""The one registry of feature definitions, grouped in sets chosen by ``features.sets``.
 
 It feeds the computation (``features.compute``), the Feast schema (``features.store``),
-the docs page (``alphaline features list``) and the labels shown beside SHAP values.
+the docs page (``alphaline features``) and the labels shown beside SHAP values.
+
+A definition is computed either by its own ``compute`` function, or by its ``family``: a
+function that yields many features at once because they share intermediate work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from features import alpha158
 from features import technical as ta
+from features.indicators import TECHNICAL, technical
+from features.liquidity import LIQUIDITY, liquidity
+from features.risk import RISK, risk
 
 Panel = dict[str, pd.DataFrame]  # "open" | "high" | "low" | "close" | "volume" -> wide frame
+Family = Callable[[Panel], Iterable[tuple[str, pd.DataFrame]]]
 
 
 @dataclass(frozen=True)
 class FeatureDef:
     name: str
     inputs: tuple[str, ...]
-    window: int
+    window: int  # sessions of history before the value is complete
     description: str
-    compute: Callable[[Panel], pd.DataFrame]
+    feature_set: str
+    compute: Callable[[Panel], pd.DataFrame] | None = None
+    family: str | None = None
 
 
-def _defs() -> list[FeatureDef]:
+FAMILIES: dict[str, Family] = {
+    "alpha158": alpha158.alpha158,
+    "technical": technical,
+    "risk": risk,
+    "liquidity": liquidity,
+}
+SETS = ("core", "alpha158", "technical", "risk", "liquidity")
+
+
+def _core() -> list[FeatureDef]:
     out: list[FeatureDef] = []
 
     def add(name, inputs, window, description, fn):
-        out.append(FeatureDef(name, tuple(inputs), window, description, fn))
+        out.append(FeatureDef(name, tuple(inputs), window, description, "core", compute=fn))
 
     for w in (1, 5, 10, 20, 60):
         add(f"ret_{w}", ["close"], w, f"log return over {w} day(s)",
@@ -76,22 +95,49 @@ def _defs() -> list[FeatureDef]:
     return out
 
 
-FEATURES: tuple[FeatureDef, ...] = tuple(_defs())
+def _family(name: str, specs: dict[str, tuple[tuple[str, ...], int, str]]) -> list[FeatureDef]:
+    return [FeatureDef(n, inputs, window, description, name, family=name)
+            for n, (inputs, window, description) in specs.items()]
+
+
+def _alpha158() -> list[FeatureDef]:
+    out = []
+    for n in alpha158.names():
+        if n in alpha158.KBAR:
+            inputs, window, description = ("open", "high", "low", "close"), 1, alpha158.KBAR[n]
+        elif n in alpha158.PRICE:
+            inputs, window, description = ("open", "high", "low", "close"), 1, alpha158.PRICE[n]
+        else:
+            op, d = n.rstrip("0123456789"), int(n[len(n.rstrip("0123456789")):])
+            cols, text = alpha158.ROLLING[op]
+            inputs, window, description = tuple(cols.split(",")), d, text.replace(" d ", f" {d} ")
+        out.append(FeatureDef(n, inputs, window, description, "alpha158", family="alpha158"))
+    return out
+
+
+FEATURES: tuple[FeatureDef, ...] = (
+    *_core(), *_alpha158(), *_family("technical", TECHNICAL), *_family("risk", RISK),
+    *_family("liquidity", LIQUIDITY),
+)
 BY_NAME: dict[str, FeatureDef] = {f.name: f for f in FEATURES}
+if len(BY_NAME) != len(FEATURES):
+    raise RuntimeError("feature names must be unique across sets")
+DEFAULT_SETS = ("core",)
 
 
-def feature_names() -> list[str]:
-    return [f.name for f in FEATURES]
+def feature_names(sets: Iterable[str] = DEFAULT_SETS) -> list[str]:
+    """Names of the features in ``sets``, in registry order."""
+    chosen = set(sets)
+    unknown = chosen - set(SETS)
+    if unknown:
+        raise KeyError(f"unknown feature sets {sorted(unknown)}; known: {list(SETS)}")
+    return [f.name for f in FEATURES if f.feature_set in chosen]
 
 
 def get(names: list[str] | None = None) -> list[FeatureDef]:
     if names is None:
-        return list(FEATURES)
+        return [BY_NAME[n] for n in feature_names()]
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         raise KeyError(f"unknown features {unknown}; known: {sorted(BY_NAME)}")
     return [BY_NAME[n] for n in names]
-
-
-def max_window() -> int:
-    return max(f.window for f in FEATURES)

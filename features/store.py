@@ -20,7 +20,7 @@ os.environ.setdefault("FEAST_USAGE", "False")
 
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
 from feast.repo_config import RepoConfig
-from feast.types import Float64
+from feast.types import Float32
 from feast.value_type import ValueType
 
 from features.registry import get
@@ -68,7 +68,7 @@ def definitions(feature_table: Path, names: list[str]) -> list:
         name=VIEW,
         entities=[symbol],
         ttl=dt.timedelta(days=10),
-        schema=[Field(name=d.name, dtype=Float64, description=d.description) for d in get(names)],
+        schema=[Field(name=d.name, dtype=Float32, description=d.description) for d in get(names)],
         source=source,
         online=True,
         description="daily bar features, known at the session close",

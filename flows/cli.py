@@ -131,7 +131,7 @@ def featurize(root: RootOpt = None) -> None:
 
     project = _project(root)
     with console.status("computing features"):
-        tables = fz.build(load_validated(project), project.params.features.label_horizon)
+        tables = fz.build(load_validated(project), project.params.features)
         fz.write(project, tables)
     console.print(f"{len(tables.features):,} rows × {tables.features.shape[1] - 2} features "
                   f"→ {project.feature_table}")

@@ -33,7 +33,7 @@ def validate_and_store(project: Project, batch: pd.DataFrame, day: dt.date) -> p
 
 @task(cache_policy=NO_CACHE)
 def refresh_features(project: Project, bars: pd.DataFrame, day: dt.date):
-    tables = featurize.build(bars, project.params.features.label_horizon)
+    tables = featurize.build(bars, project.params.features)
     featurize.write(project, tables)
     store = featurize.open_feature_store(project)
     feast_store.materialize_day(store, pd.Timestamp(day), project.params.data.calendar)

@@ -25,7 +25,7 @@ def validate_history(project: Project) -> int:
 
 @task(cache_policy=NO_CACHE)
 def build_features(project: Project) -> int:
-    tables = featurize.build(ingest.load_validated(project), project.params.features.label_horizon)
+    tables = featurize.build(ingest.load_validated(project), project.params.features)
     featurize.write(project, tables)
     return len(tables.features)
 

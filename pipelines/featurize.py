@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from alphaline.config import FeatureParams
 from alphaline.io import write_parquet
 from alphaline.project import Project
+from features import cross_section
 from features import store as feast_store
 from features.compute import compute_features, compute_labels
-from features.registry import feature_names
+from features.registry import feature_names, get
 
 
 @dataclass
@@ -19,8 +21,17 @@ class FeatureTables:
     labels: pd.DataFrame
 
 
-def build(bars: pd.DataFrame, horizon: int) -> FeatureTables:
-    return FeatureTables(compute_features(bars), compute_labels(bars, horizon))
+def build(bars: pd.DataFrame, params: FeatureParams) -> FeatureTables:
+    """The selected feature sets, then the per-date transforms, and the labels."""
+    names = feature_names(params.sets)
+    feats = compute_features(bars, get(names), {"risk": {"benchmark": params.benchmark}})
+    cs = params.cross_section
+    if cs.method != "none" or cs.winsorize > 0 or cs.neutralize:
+        if "sector" in bars.columns:
+            feats = feats.merge(bars[["symbol", "date", "sector"]], on=["symbol", "date"])
+        feats = cross_section.apply(feats, names, cs.method, cs.winsorize, cs.neutralize)
+        feats = feats.drop(columns=["sector"], errors="ignore")
+    return FeatureTables(feats, compute_labels(bars, params.label_horizon))
 
 
 def write(project: Project, tables: FeatureTables) -> None:
@@ -32,4 +43,5 @@ def write(project: Project, tables: FeatureTables) -> None:
 
 
 def open_feature_store(project: Project):
-    return feast_store.open_store(project.feast_dir, project.feature_table, feature_names())
+    return feast_store.open_store(project.feast_dir, project.feature_table,
+                                  feature_names(project.params.features.sets))

@@ -45,7 +45,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 def training_set(project: Project, store=None, names: list[str] | None = None) -> TrainingSet:
     """Labelled rows up to ``data.end`` with features joined point-in-time by Feast."""
-    names = names or feature_names()
+    names = names or feature_names(project.params.features.sets)
     store = store or open_feature_store(project)
     labels = pd.read_parquet(project.label_table)
     end = pd.Timestamp(project.params.data.end)

@@ -4,8 +4,10 @@ import pytest
 
 from features import technical as ta
 from features.compute import compute_features, compute_labels
-from features.registry import FEATURES, feature_names, get
+from features.registry import FEATURES, SETS, feature_names, get
 from pipelines.synthetic import generate_market
+
+ALL = feature_names(SETS)
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +16,15 @@ def market():
     return bars
 
 
-def test_registry_has_at_least_twenty_documented_features():
-    assert len(FEATURES) >= 20
-    assert len(set(feature_names())) == len(FEATURES)
+def test_registry_sets_are_documented_and_disjoint():
+    assert len(feature_names(["core"])) >= 20
+    assert len(feature_names(["alpha158"])) == 158
+    assert len(set(ALL)) == len(FEATURES) == len(ALL)
     for f in FEATURES:
         assert f.description and f.window >= 1 and f.inputs
+        assert (f.compute is None) != (f.family is None)
+    with pytest.raises(KeyError, match="unknown feature sets"):
+        feature_names(["core", "astrology"])
 
 
 def test_unknown_feature_is_an_error():
@@ -26,11 +32,20 @@ def test_unknown_feature_is_an_error():
         get(["ret_5", "alpha_from_the_future"])
 
 
-def test_every_feature_ignores_data_after_t(market):
-    """Altering or truncating the future never changes a value at or before t."""
+@pytest.fixture(scope="module")
+def long_market():
+    bars, _ = generate_market(4, "2021-01-04", "2022-12-30", seed=2)
+    return bars
+
+
+def test_every_feature_ignores_data_after_t(long_market):
+    """Altering or truncating the future never changes a value at or before t, for every
+    feature of every set (the cut falls after the first GARCH refits)."""
+    market = long_market
     cut = pd.Timestamp("2022-08-15")
-    full = compute_features(market)
-    truncated = compute_features(market[market["date"] <= cut])
+    defs = get(ALL)
+    full = compute_features(market, defs)
+    truncated = compute_features(market[market["date"] <= cut], defs)
     altered_bars = market.copy()
     later = altered_bars["date"] > cut
     rng = np.random.default_rng(0)
@@ -39,10 +54,11 @@ def test_every_feature_ignores_data_after_t(market):
     prices = altered_bars.loc[later, ["open", "high", "low", "close"]]
     altered_bars.loc[later, "high"] = prices.max(axis=1)
     altered_bars.loc[later, "volume"] *= 7
-    altered = compute_features(altered_bars)
+    altered = compute_features(altered_bars, defs)
     past = full["date"] <= cut
-    for name in feature_names():
+    for name in ALL:
         a = full.loc[past, name].to_numpy()
+        assert np.isfinite(a[-50:]).any(), f"{name} is never defined before the cut"
         np.testing.assert_allclose(a, truncated[name].to_numpy(), equal_nan=True, err_msg=name)
         np.testing.assert_allclose(a, altered.loc[past, name].to_numpy(), equal_nan=True,
                                    err_msg=name)
@@ -56,6 +72,37 @@ def test_warm_up_rows_are_nan(market):
     assert first["ret_5"].isna().all() and first["vol_20"].isna().all()
     tail = feats.groupby("symbol").nth(100)
     assert tail[feature_names()].notna().all().all()
+
+
+def test_alpha158_matches_the_literal_qlib_transcription():
+    from features.alpha158_reference import alpha158_reference
+
+    bars, _ = generate_market(5, "2022-01-03", "2022-09-30", seed=8)
+    bars.loc[bars.index[7], "volume"] = bars.loc[bars.index[6], "volume"]  # a flat volume day
+    fast = compute_features(bars, get(feature_names(["alpha158"])))
+    ref = alpha158_reference(bars)
+    for name in feature_names(["alpha158"]):
+        np.testing.assert_allclose(fast[name].to_numpy(dtype="float64"), ref[name].to_numpy(),
+                                   rtol=2e-6, atol=1e-7, equal_nan=True, err_msg=name)
+
+
+def test_suspended_day_is_a_nan_inside_the_window():
+    """A symbol missing a session: windows count sessions (Qlib's calendar rule); a
+    fixed-lag feature that reaches the gap is NaN, a Qlib mean skips it."""
+    bars, _ = generate_market(3, "2022-01-03", "2022-06-30", seed=8)
+    days = bars["date"].unique()
+    holed = bars[~((bars["symbol"] == "SYN001") & (bars["date"] == days[50]))]
+    feats = compute_features(holed, get(["ret_5", "MA5"]))
+    assert len(feats) == len(holed)
+    sym = feats[feats["symbol"] == "SYN001"].set_index("date")
+    assert days[50] not in sym.index
+    assert np.isnan(sym.loc[days[55], "ret_5"])  # close[t-5] is the missing day
+    assert np.isfinite(sym.loc[days[56], "ret_5"])
+    close = holed[holed["symbol"] == "SYN001"].set_index("date")["close"]
+    window = close.loc[days[48]:days[52]]  # four closes: the gap is skipped
+    assert len(window) == 4
+    assert sym.loc[days[52], "MA5"] == pytest.approx(window.mean() / close.loc[days[52]],
+                                                      rel=1e-6)
 
 
 def test_hand_computed_values():

@@ -1,0 +1,132 @@
+"""Risk features: GARCH(1,1) volatility forecast, historical VaR/CVaR, beta and correlation
+to a benchmark.
+
+GARCH is refit every ``refit_every`` sessions on the returns up to that session only, and
+filtered day by day with the last fitted parameters in between: never a fit per row, and
+never a parameter estimated with data after the day it is used.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from arch import arch_model
+
+from features.rolling import Moments, window_sum
+
+Wide = pd.DataFrame
+GARCH_MIN_OBS = 250
+GARCH_REFIT_EVERY = 63
+
+
+def _fit(returns: np.ndarray) -> tuple[float, float, float] | None:
+    """(omega, alpha, beta) of a zero-mean GARCH(1,1) on percent returns, or None."""
+    r = returns[np.isfinite(returns)]
+    if len(r) < GARCH_MIN_OBS:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = arch_model(r, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
+            disp="off", show_warning=False)
+    omega, alpha, beta = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
+    if not np.isfinite([omega, alpha, beta]).all() or alpha + beta >= 1:
+        return None
+    return omega, alpha, beta
+
+
+def garch_forecast(close: Wide, refit_every: int = GARCH_REFIT_EVERY,
+                   history: int = 1000) -> Wide:
+    """Next-day volatility forecast (daily, fraction) known at each close."""
+    r = 100 * np.log(close / close.shift(1))
+    values = r.to_numpy()
+    out = np.full(values.shape, np.nan)
+    for j in range(values.shape[1]):
+        col = values[:, j]
+        params, var = None, np.nan
+        for t in range(len(col)):
+            if t % refit_every == 0 and t + 1 >= GARCH_MIN_OBS:
+                fitted = _fit(col[max(0, t + 1 - history): t + 1])
+                if fitted is not None:
+                    params = fitted
+                    seen = col[max(0, t + 1 - history): t + 1]
+                    var = float(np.nanvar(seen))  # restart the filter at the sample variance
+                    for x in seen[np.isfinite(seen)]:
+                        var = params[0] + params[1] * x * x + params[2] * var
+                    out[t, j] = np.sqrt(var) / 100
+                    continue
+            if params is None or not np.isfinite(col[t]):
+                continue
+            var = params[0] + params[1] * col[t] ** 2 + params[2] * var
+            out[t, j] = np.sqrt(var) / 100
+    return pd.DataFrame(out, index=close.index, columns=close.columns)
+
+
+def historical_var(returns: Wide, window: int, level: float) -> Wide:
+    """Loss not exceeded with probability ``level`` (positive number), from the window."""
+    return -returns.rolling(window, min_periods=window).quantile(1 - level)
+
+
+def historical_cvar(returns: Wide, window: int, level: float) -> Wide:
+    """Mean loss beyond the VaR in the window."""
+    threshold = returns.rolling(window, min_periods=window).quantile(1 - level)
+    values, cut = returns.to_numpy(), threshold.to_numpy()
+    out = np.full(values.shape, np.nan)
+    for t in range(window - 1, len(values)):
+        block = values[t - window + 1: t + 1]
+        tail = np.where(block <= cut[t], block, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[t] = -np.nanmean(tail, axis=0)
+    return pd.DataFrame(out, index=returns.index, columns=returns.columns)
+
+
+def beta_and_correlation(returns: Wide, benchmark: pd.Series, window: int) -> tuple[Wide, Wide]:
+    """Rolling OLS beta and correlation of each symbol's returns on the benchmark's."""
+    b = np.broadcast_to(benchmark.to_numpy()[:, None], returns.shape).T.copy()
+    a = returns.to_numpy().T.copy()
+    both = ~np.isnan(a) & ~np.isnan(b)
+    a, b = np.where(both, a, np.nan), np.where(both, b, np.nan)
+    ma, mb = Moments(a, window), Moments(b, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = window_sum(ma.xc * mb.xc, window) - ma.s1 * mb.s1 / ma.n
+        var_a = ma.s2 - ma.s1**2 / ma.n
+        var_b = mb.s2 - mb.s1**2 / mb.n
+        beta = np.where(ma.n >= window, cov / var_b, np.nan)
+        corr = np.where(ma.n >= window, cov / np.sqrt(var_a * var_b), np.nan)
+    return (pd.DataFrame(beta.T, index=returns.index, columns=returns.columns),
+            pd.DataFrame(corr.T, index=returns.index, columns=returns.columns))
+
+
+def benchmark_returns(returns: Wide, symbol: str | None = None) -> pd.Series:
+    """A symbol's returns, or the equal-weight market's (mean across symbols each day)."""
+    if symbol is None:
+        return returns.mean(axis=1)
+    if symbol not in returns.columns:
+        raise KeyError(f"benchmark symbol {symbol!r} is not in the data")
+    return returns[symbol]
+
+
+def risk(p: dict[str, Wide], benchmark: str | None = None):
+    """Yield ``(name, wide)`` for the risk set."""
+    c = p["close"]
+    r = np.log(c / c.shift(1))
+    yield "garch_vol", garch_forecast(c)
+    yield "var_95_60", historical_var(r, 60, 0.95)
+    yield "var_99_60", historical_var(r, 60, 0.99)
+    yield "cvar_95_60", historical_cvar(r, 60, 0.95)
+    beta, corr = beta_and_correlation(r, benchmark_returns(r, benchmark), 60)
+    yield "beta_60", beta
+    yield "corr_60", corr
+
+
+RISK = {
+    "garch_vol": (("close",), GARCH_MIN_OBS,
+                  "GARCH(1,1) next-day volatility forecast; refit every 63 sessions"),
+    "var_95_60": (("close",), 61, "historical 95 % one-day VaR over 60 days (loss, positive)"),
+    "var_99_60": (("close",), 61, "historical 99 % one-day VaR over 60 days (loss, positive)"),
+    "cvar_95_60": (("close",), 61, "mean loss beyond the 95 % VaR over 60 days"),
+    "beta_60": (("close",), 61, "60-day beta to the benchmark (equal-weight market)"),
+    "corr_60": (("close",), 61, "60-day correlation to the benchmark (equal-weight market)"),
+}
