@@ -81,6 +81,7 @@ class FeatureParams(_Section):
     sets: Annotated[list[Literal["core", "alpha158", "technical", "risk", "liquidity"]],
                     Field(min_length=1)]
     benchmark: str | None
+    garch_refit_every: Annotated[int, Field(ge=5, le=2520)]
     cross_section: CrossSectionParams
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ operator for all symbols at once.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 import pandas as pd
@@ -204,40 +204,70 @@ def _corr(a: Arr, b: Arr, d: int) -> Arr:
 
 
 def _rolling_features(d: int, x: dict[str, Arr]) -> dict[str, Arr]:
-    """The 29 rolling operators for one window, as float32 arrays."""
+    """The 29 rolling operators for one window, as float32 arrays.
+
+    Each result is stored as float32 as soon as it exists and intermediates are dropped
+    once used: two windows run at once, so their working sets add up.
+    """
     c, h, lo, v = x["c"], x["h"], x["lo"], x["v"]
+    out: dict[str, Arr] = {}
+
+    def put(op: str, arr: Arr) -> None:
+        out[f"{op}{d}"] = arr.astype("float32")
+
     with np.errstate(invalid="ignore", divide="ignore"):
+        put("ROC", _shift(c, d) / c)
         mc = Moments(c, d)
+        put("MA", mc.mean() / c)
+        put("STD", mc.std() / c)
+        del mc
         slope, r2, resid = _regression(c, d)
+        put("BETA", slope / c)
+        put("RSQR", r2)
+        put("RESI", resid / c)
+        del slope, r2, resid
         hh, ll = _pandas(h, d, "max"), _pandas(lo, d, "min")
-        imax, imin = _idx(h, d, largest=True), _idx(lo, d, largest=False)
+        put("MAX", hh / c)
+        put("MIN", ll / c)
+        put("RSV", (c - ll) / (hh - ll + EPS))
+        del hh, ll
         (qtlu, qtld), rank = _sorted_window_stats(c, d, (0.8, 0.2))
+        put("QTLU", qtlu / c)
+        put("QTLD", qtld / c)
+        put("RANK", rank)
+        del qtlu, qtld, rank
+        imax, imin = _idx(h, d, largest=True), _idx(lo, d, largest=False)
+        put("IMAX", imax / d)
+        put("IMIN", imin / d)
+        put("IMXD", (imax - imin) / d)
+        del imax, imin
+        put("CORR", _corr(c, x["log_v"], d))
+        put("CORD", _corr(x["ret"], x["dlog_v"], d))
         cntp, cntn = rolling_mean(x["up"], d), rolling_mean(x["down"], d)
-        sum_move = rolling_sum(x["move"], d) + EPS
-        vsum_move = rolling_sum(x["vmove"], d) + EPS
-        sump = rolling_sum(x["gain"], d) / sum_move
-        sumn = rolling_sum(x["loss"], d) / sum_move
-        vsump = rolling_sum(x["vgain"], d) / vsum_move
-        vsumn = rolling_sum(x["vloss"], d) / vsum_move
-        mv, mwv = Moments(v, d), Moments(x["wv"], d)
-        values = {
-            "ROC": _shift(c, d) / c, "MA": mc.mean() / c, "STD": mc.std() / c,
-            "BETA": slope / c, "RSQR": r2, "RESI": resid / c,
-            "MAX": hh / c, "MIN": ll / c, "QTLU": qtlu / c, "QTLD": qtld / c,
-            "RANK": rank, "RSV": (c - ll) / (hh - ll + EPS),
-            "IMAX": imax / d, "IMIN": imin / d, "IMXD": (imax - imin) / d,
-            "CORR": _corr(c, x["log_v"], d), "CORD": _corr(x["ret"], x["dlog_v"], d),
-            "CNTP": cntp, "CNTN": cntn, "CNTD": cntp - cntn,
-            "SUMP": sump, "SUMN": sumn, "SUMD": sump - sumn,
-            "VMA": mv.mean() / (v + EPS), "VSTD": mv.std() / (v + EPS),
-            "WVMA": mwv.std() / (mwv.mean() + EPS),
-            "VSUMP": vsump, "VSUMN": vsumn, "VSUMD": vsump - vsumn,
-        }
-    return {f"{op}{d}": arr.astype("float32") for op, arr in values.items()}
+        put("CNTP", cntp)
+        put("CNTN", cntn)
+        put("CNTD", cntp - cntn)
+        del cntp, cntn
+        for prefix, gain, loss, move in (("", "gain", "loss", "move"),
+                                         ("V", "vgain", "vloss", "vmove")):
+            total = rolling_sum(x[move], d) + EPS
+            up, down = rolling_sum(x[gain], d) / total, rolling_sum(x[loss], d) / total
+            put(f"{prefix}SUMP", up)
+            put(f"{prefix}SUMN", down)
+            put(f"{prefix}SUMD", up - down)
+            del total, up, down
+        mv = Moments(v, d)
+        put("VMA", mv.mean() / (v + EPS))
+        put("VSTD", mv.std() / (v + EPS))
+        del mv
+        mwv = Moments(x["wv"], d)
+        put("WVMA", mwv.std() / (mwv.mean() + EPS))
+    return {f"{op}{d}": out[f"{op}{d}"] for op in ROLLING}
 
 
 def alpha158(panel: dict[str, Wide], n_threads: int = 2):
-    """Yield ``(name, wide frame)`` for the 158 features, a window at a time.
+    """Yield ``(name, wide frame)`` for the 158 features, a window at a time (in the order
+    windows finish: consumers place features by name).
 
     The five windows run on ``n_threads`` threads: the array work releases the GIL.
     """
@@ -272,9 +302,12 @@ def alpha158(panel: dict[str, Wide], n_threads: int = 2):
             "wv": np.abs(c / prev_c - 1) * v,
         }
     with ThreadPoolExecutor(max_workers=max(n_threads, 1)) as pool:
-        # Longest window first keeps both threads busy to the end; yield in window order.
-        futures = {d: pool.submit(_rolling_features, d, inputs)
-                   for d in sorted(WINDOWS, reverse=True)}
-        for d in WINDOWS:
-            for name, values in futures.pop(d).result().items():
+        # Longest window first keeps both threads busy to the end; each window is handed
+        # on as soon as it is done, so finished results do not wait in memory.
+        futures = [pool.submit(_rolling_features, d, inputs)
+                   for d in sorted(WINDOWS, reverse=True)]
+        for future in as_completed(futures):
+            block = future.result()
+            while block:
+                name, values = block.popitem()
                 yield name, wide(values)

@@ -22,11 +22,22 @@ def adjust_prices(bars: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
 def to_panel(bars: pd.DataFrame) -> Panel:
-    """Long bars to one wide frame per field, rows sorted by date."""
-    wide = bars.pivot(index="date", columns="symbol",
-                      values=["open", "high", "low", "close", "volume"]).sort_index()
-    return {field: wide[field] for field in ("open", "high", "low", "close", "volume")}
+    """Long bars to one wide frame per field (rows: sorted dates, columns: sorted symbols)."""
+    ordered = bars.sort_values(KEYS, ignore_index=True)
+    symbols = pd.Index(ordered["symbol"].unique())
+    dates = pd.DatetimeIndex(np.sort(ordered["date"].unique()))
+    if len(ordered) == len(symbols) * len(dates) and (
+            ordered["date"].to_numpy() == np.tile(dates.to_numpy(), len(symbols))).all():
+        # A complete grid: every symbol on every session, a reshape instead of a pivot.
+        return {f: pd.DataFrame(ordered[f].to_numpy(dtype="float64")
+                                .reshape(len(symbols), len(dates)).T,
+                                index=dates, columns=symbols) for f in FIELDS}
+    wide = ordered.pivot(index="date", columns="symbol", values=list(FIELDS)).sort_index()
+    return {f: wide[f].reindex(columns=symbols) for f in FIELDS}
 
 
 def _stack(frames: dict[str, pd.DataFrame], index: pd.MultiIndex) -> pd.DataFrame:
@@ -63,15 +74,22 @@ def compute_features(bars: pd.DataFrame, defs: list[FeatureDef] | None = None,
     sym_pos = symbols.get_indexer(keys["symbol"])
     date_pos = dates.get_indexer(keys["date"])
     flat = sym_pos * len(dates) + date_pos  # position in a symbol-major ravel of a wide frame
+    complete = len(flat) == len(dates) * len(symbols)  # every symbol on every session
     order = [d.name for d in defs]
     column = {n: i for i, n in enumerate(order)}
-    table = np.empty((len(keys), len(order)), dtype="float32")
+    # Column-major: each feature is one contiguous column, written in a single pass.
+    table = np.empty((len(keys), len(order)), dtype="float32", order="F")
     with np.errstate(divide="ignore", invalid="ignore"):
         for name, wide in _generate(defs, panel, family_options or {}):
-            values = wide.reindex(index=dates, columns=symbols).to_numpy(dtype="float64")
-            values = values.T.ravel()[flat]
-            values[~np.isfinite(values)] = np.nan
-            table[:, column[name]] = values
+            if not (wide.index.equals(dates) and wide.columns.equals(symbols)):
+                wide = wide.reindex(index=dates, columns=symbols)
+            values = wide.to_numpy()
+            dest = table[:, column[name]]
+            if complete:  # symbol-major ravel of the wide frame is the row order
+                dest.reshape(len(symbols), len(dates))[...] = values.T
+            else:
+                dest[:] = values.T.ravel()[flat]
+            dest[~np.isfinite(dest)] = np.nan
     out = pd.DataFrame(table, columns=order)
     out.insert(0, "date", keys["date"].to_numpy())
     out.insert(0, "symbol", keys["symbol"].to_numpy())

@@ -21,15 +21,20 @@ GARCH_MIN_OBS = 250
 GARCH_REFIT_EVERY = 63
 
 
-def _fit(returns: np.ndarray) -> tuple[float, float, float] | None:
-    """(omega, alpha, beta) of a zero-mean GARCH(1,1) on percent returns, or None."""
+def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
+         ) -> tuple[float, float, float] | None:
+    """(omega, alpha, beta) of a zero-mean GARCH(1,1) on percent returns, or None.
+
+    ``start``: the previous fit's parameters, a warm start that cuts the cost ~3x.
+    """
     r = returns[np.isfinite(returns)]
     if len(r) < GARCH_MIN_OBS:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = arch_model(r, mean="Zero", vol="GARCH", p=1, q=1, rescale=False).fit(
-            disp="off", show_warning=False)
+            disp="off", show_warning=False,
+            starting_values=None if start is None else np.asarray(start))
     omega, alpha, beta = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
     if not np.isfinite([omega, alpha, beta]).all() or alpha + beta >= 1:
         return None
@@ -47,7 +52,7 @@ def garch_forecast(close: Wide, refit_every: int = GARCH_REFIT_EVERY,
         params, var = None, np.nan
         for t in range(len(col)):
             if t % refit_every == 0 and t + 1 >= GARCH_MIN_OBS:
-                fitted = _fit(col[max(0, t + 1 - history): t + 1])
+                fitted = _fit(col[max(0, t + 1 - history): t + 1], params)
                 if fitted is not None:
                     params = fitted
                     seen = col[max(0, t + 1 - history): t + 1]
@@ -108,11 +113,12 @@ def benchmark_returns(returns: Wide, symbol: str | None = None) -> pd.Series:
     return returns[symbol]
 
 
-def risk(p: dict[str, Wide], benchmark: str | None = None):
+def risk(p: dict[str, Wide], benchmark: str | None = None,
+         garch_refit_every: int = GARCH_REFIT_EVERY):
     """Yield ``(name, wide)`` for the risk set."""
     c = p["close"]
     r = np.log(c / c.shift(1))
-    yield "garch_vol", garch_forecast(c)
+    yield "garch_vol", garch_forecast(c, garch_refit_every)
     yield "var_95_60", historical_var(r, 60, 0.95)
     yield "var_99_60", historical_var(r, 60, 0.99)
     yield "cvar_95_60", historical_cvar(r, 60, 0.95)
@@ -123,7 +129,7 @@ def risk(p: dict[str, Wide], benchmark: str | None = None):
 
 RISK = {
     "garch_vol": (("close",), GARCH_MIN_OBS,
-                  "GARCH(1,1) next-day volatility forecast; refit every 63 sessions"),
+                  "GARCH(1,1) next-day volatility forecast, refit on a schedule"),
     "var_95_60": (("close",), 61, "historical 95 % one-day VaR over 60 days (loss, positive)"),
     "var_99_60": (("close",), 61, "historical 99 % one-day VaR over 60 days (loss, positive)"),
     "cvar_95_60": (("close",), 61, "mean loss beyond the 95 % VaR over 60 days"),

@@ -24,7 +24,8 @@ class FeatureTables:
 def build(bars: pd.DataFrame, params: FeatureParams) -> FeatureTables:
     """The selected feature sets, then the per-date transforms, and the labels."""
     names = feature_names(params.sets)
-    feats = compute_features(bars, get(names), {"risk": {"benchmark": params.benchmark}})
+    feats = compute_features(bars, get(names), {"risk": {
+        "benchmark": params.benchmark, "garch_refit_every": params.garch_refit_every}})
     cs = params.cross_section
     if cs.method != "none" or cs.winsorize > 0 or cs.neutralize:
         if "sector" in bars.columns:

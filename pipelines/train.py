@@ -12,7 +12,7 @@ import pandas as pd
 from alphaline.io import write_json, write_parquet
 from alphaline.project import Project
 from features import store as feast_store
-from features.registry import BY_NAME, feature_names
+from features.registry import BY_NAME, feature_names, get
 from models import registry
 from models.cv import Split, purged_walk_forward
 from models.drift import reference_bins
@@ -53,7 +53,12 @@ def training_set(project: Project, store=None, names: list[str] | None = None) -
     feats = feast_store.historical(store, labels[["symbol", "date"]], names,
                                    project.params.data.calendar)
     frame = labels.merge(feats, on=["symbol", "date"], how="inner")
-    frame = frame.dropna(subset=names).sort_values(["date", "symbol"], ignore_index=True)
+    # Drop each symbol's warm-up (its first ``longest window`` sessions); later NaNs, e.g. a
+    # GARCH fit that did not converge, stay for LightGBM to route.
+    warmup = max(d.window for d in get(names))
+    frame = frame.sort_values(["symbol", "date"], ignore_index=True)
+    frame = frame[frame.groupby("symbol").cumcount() >= warmup]
+    frame = frame.sort_values(["date", "symbol"], ignore_index=True)
     if frame.empty:
         raise ValueError("the training set is empty: not enough history after feature warm-up")
     return TrainingSet(X=frame[names], y=frame["label"], dates=frame["date"],

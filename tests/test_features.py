@@ -140,3 +140,15 @@ def test_adjustment_factor_applies_before_features():
     b = compute_features(adjusted)
     np.testing.assert_allclose(a["ret_5"], b["ret_5"], equal_nan=True)  # scale-free
     np.testing.assert_allclose(a["dollar_volume_20"], b["dollar_volume_20"], equal_nan=True)
+
+
+def test_zero_volume_day_gives_no_infinities(long_market):
+    bars = long_market.copy()
+    bars.loc[bars.index[300], "volume"] = 0.0
+    feats = compute_features(bars, get(ALL))
+    values = feats[ALL].to_numpy(dtype="float64")
+    assert not np.isinf(values).any()
+    row = feats[(feats["symbol"] == bars.loc[bars.index[300], "symbol"])
+                & (feats["date"] == bars.loc[bars.index[300], "date"])]
+    assert np.isnan(row["amihud_20"].item())  # a return per zero dollars is undefined
+    assert np.isfinite(row["volume_z_20"].item())

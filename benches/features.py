@@ -1,0 +1,164 @@
+"""Feature computation at scale, and Feast at that size.
+
+    python benches/features.py [--symbols 500] [--days 2520] [--reference-symbols 25]
+
+Each stage runs in its own child process, so its peak RSS is its own. Stages:
+
+- ``alpha158``: the 158 Alpha158 features over every symbol and day (``compute_features``,
+  long float32 table out);
+- ``reference``: the same features by the literal groupby-rolling transcription of Qlib's
+  expressions (``features.alpha158_reference``), on ``--reference-symbols`` symbols; its
+  per-row cost is scaled to the full size (it is linear in symbols) for the ratio;
+- ``all_sets``, ``all_but_garch``: every set (211 features) with and without the GARCH
+  forecast (per-symbol ``arch`` fits dominate);
+- ``feast``: the training-set join through ``get_historical_features`` for every row and
+  feature, and online retrieval of every feature for all symbols after ``materialize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _bars(args) -> Path:
+    path = Path(tempfile.gettempdir()) / f"alphaline-bench-bars-{args.symbols}x{args.days}.parquet"
+    if not path.exists():
+        from alphaline.calendar import sessions
+        from pipelines.synthetic import generate_market
+
+        days = sessions("XNYS", "1990-01-02", "2023-12-29")[-args.days:]
+        bars, _ = generate_market(args.symbols, days[0], days[-1], seed=1)
+        bars.to_parquet(path, index=False)
+    return path
+
+
+def stage(name: str, bars_path: Path, args) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    from features.compute import compute_features
+    from features.registry import SETS, feature_names, get
+
+    bars = pd.read_parquet(bars_path)
+    rows = len(bars)
+    if name == "alpha158":
+        start = time.perf_counter()
+        out = compute_features(bars, get(feature_names(["alpha158"])))
+        return {"seconds": time.perf_counter() - start, "rows": rows,
+                "columns": out.shape[1] - 2}
+    if name == "reference":
+        from features.alpha158_reference import alpha158_reference
+
+        keep = sorted(bars["symbol"].unique())[: args.reference_symbols]
+        part = bars[bars["symbol"].isin(keep)]
+        start = time.perf_counter()
+        alpha158_reference(part)
+        seconds = time.perf_counter() - start
+        return {"seconds": seconds, "rows": len(part),
+                "seconds_scaled_to_full": seconds * rows / len(part)}
+    if name in ("all_sets", "all_but_garch"):
+        names = [n for n in feature_names(SETS) if name == "all_sets" or n != "garch_vol"]
+        start = time.perf_counter()
+        out = compute_features(bars, get(names), {"risk": {"garch_refit_every": 63}})
+        return {"seconds": time.perf_counter() - start, "rows": rows,
+                "columns": out.shape[1] - 2}
+    if name == "feast":
+        from features import store as feast_store
+
+        names = [n for n in feature_names(SETS) if n != "garch_vol"]
+        feats = compute_features(bars, get(names))
+        root = Path(tempfile.mkdtemp(prefix="alphaline-feast-"))
+        table = root / "features.parquet"
+        feast_store.to_feast_table(feats, "XNYS").to_parquet(table, index=False)
+        del feats
+        store = feast_store.open_store(root / "repo", table, names)
+        entities = bars[["symbol", "date"]]
+        start = time.perf_counter()
+        joined = feast_store.historical(store, entities, names, "XNYS")
+        historical = time.perf_counter() - start
+        assert len(joined) == rows
+        last = pd.Timestamp(bars["date"].max())
+        start = time.perf_counter()
+        feast_store.materialize_day(store, last, "XNYS")
+        materialize = time.perf_counter() - start
+        symbols = sorted(bars["symbol"].unique())
+        feast_store.online_vectors(store, symbols, names)  # warm the connection
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            vectors = feast_store.online_vectors(store, symbols, names)
+            times.append(time.perf_counter() - start)
+        assert len(vectors) == len(symbols)
+        return {"historical_seconds": historical, "rows": rows, "features": len(names),
+                "materialize_day_seconds": materialize,
+                "online_ms_median": float(np.median(times)) * 1000, "symbols": len(symbols)}
+    raise ValueError(name)
+
+
+def run_child(name: str, args) -> dict:
+    """Run one stage in a child process; add that child's own peak RSS (MB)."""
+    cmd = [sys.executable, __file__, "--stage", name, "--symbols", str(args.symbols),
+           "--days", str(args.days), "--reference-symbols", str(args.reference_symbols)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"stage {name} failed")
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--days", type=int, default=2520)
+    parser.add_argument("--reference-symbols", type=int, default=25)
+    parser.add_argument("--stage", default=None)
+    parser.add_argument("--skip", nargs="*", default=[])
+    args = parser.parse_args()
+    bars_path = _bars(args)
+    if args.stage:
+        print(json.dumps(stage(args.stage, bars_path, args)))
+        return
+    results = {}
+    for name in ("alpha158", "reference", "all_but_garch", "all_sets", "feast"):
+        if name in args.skip:
+            continue
+        results[name] = run_child(name, args)
+        print(f"{name:<14} {json.dumps(results[name])}", flush=True)
+    figures = {"bench": "features", "symbols": args.symbols, "days": args.days}
+    if "alpha158" in results:
+        a = results["alpha158"]
+        figures |= {"alpha158_seconds": round(a["seconds"], 2),
+                    "alpha158_peak_rss_mb": a["peak_rss_mb"],
+                    "alpha158_rows_per_s": round(a["rows"] / a["seconds"])}
+        if "reference" in results:
+            ref = results["reference"]["seconds_scaled_to_full"]
+            figures |= {"reference_seconds_scaled": round(ref, 1),
+                        "speedup_vs_reference": round(ref / a["seconds"], 1)}
+    for name in ("all_but_garch", "all_sets"):
+        if name in results:
+            figures |= {f"{name}_seconds": round(results[name]["seconds"], 2),
+                        f"{name}_peak_rss_mb": results[name]["peak_rss_mb"]}
+    if "feast" in results:
+        f = results["feast"]
+        figures |= {"feast_historical_seconds": round(f["historical_seconds"], 2),
+                    "feast_features": f["features"],
+                    "feast_online_ms": round(f["online_ms_median"], 1),
+                    "feast_peak_rss_mb": f["peak_rss_mb"]}
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The sets chosen in params reach the feature table, the Feast schema and training."""
+
+from features.registry import feature_names
+from pipelines import featurize, ingest, train
+from tests.conftest import make_project
+
+
+def test_selected_sets_flow_through_feast_to_the_training_set(tmp_path):
+    sets = ["core", "technical", "liquidity"]
+    project = make_project(tmp_path / "p", features__sets=sets,
+                           features__cross_section={"method": "rank", "winsorize": 0.01,
+                                                    "neutralize": ["market"]})
+    ingest.ingest_history(project)
+    ingest.validate_history(project)
+    tables = featurize.build(ingest.load_validated(project), project.params.features)
+    featurize.write(project, tables)
+    names = feature_names(sets)
+    assert list(tables.features.columns) == ["symbol", "date", *names]
+    # rank, then market-neutral: every date's values are centred on zero
+    day = tables.features[tables.features["date"] == tables.features["date"].max()]
+    assert abs(day["ret_5"].mean()) < 1e-6 and day["ret_5"].abs().max() <= 0.5
+    store = featurize.open_feature_store(project)
+    assert [f.name for f in store.get_feature_view("bar_features").features] == names
+    ts = train.training_set(project, store)
+    assert ts.features == names and len(ts.X) > 1000
