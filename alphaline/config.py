@@ -76,6 +76,12 @@ class CrossSectionParams(_Section):
     neutralize: list[Literal["market", "sector"]]
 
 
+class ParallelParams(_Section):
+    runner: Literal["none", "dask"]
+    workers: Annotated[int, Field(ge=1, le=256)]
+    chunks: Annotated[int, Field(ge=1, le=10000)]
+
+
 class FeatureParams(_Section):
     label_horizon: Annotated[int, Field(ge=1, le=60)]
     sets: Annotated[list[Literal["core", "alpha158", "technical", "risk", "liquidity"]],
@@ -83,6 +89,7 @@ class FeatureParams(_Section):
     benchmark: str | None
     garch_refit_every: Annotated[int, Field(ge=5, le=2520)]
     cross_section: CrossSectionParams
+    parallel: ParallelParams
 
     @model_validator(mode="after")
     def _unique_sets(self) -> FeatureParams:

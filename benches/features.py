@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,6 +100,7 @@ def stage(name: str, bars_path: Path, args) -> dict:
             vectors = feast_store.online_vectors(store, symbols, names)
             times.append(time.perf_counter() - start)
         assert len(vectors) == len(symbols)
+        shutil.rmtree(root, ignore_errors=True)
         return {"historical_seconds": historical, "rows": rows, "features": len(names),
                 "materialize_day_seconds": materialize,
                 "online_ms_median": float(np.median(times)) * 1000, "symbols": len(symbols)}

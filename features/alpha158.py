@@ -265,7 +265,7 @@ def _rolling_features(d: int, x: dict[str, Arr]) -> dict[str, Arr]:
     return {f"{op}{d}": out[f"{op}{d}"] for op in ROLLING}
 
 
-def alpha158(panel: dict[str, Wide], n_threads: int = 2):
+def alpha158(panel: dict[str, Wide], n_threads: int = 2, wanted: set[str] | None = None):
     """Yield ``(name, wide frame)`` for the 158 features, a window at a time (in the order
     windows finish: consumers place features by name).
 

@@ -51,7 +51,8 @@ def _generate(defs: list[FeatureDef], panel: Panel, options: dict[str, dict]):
     """Yield (name, wide) for ``defs``: each family runs once, single features alone."""
     wanted = {d.name for d in defs}
     for family in dict.fromkeys(d.family for d in defs if d.family):
-        for name, wide in FAMILIES[family](panel, **options.get(family, {})):
+        family_fn = FAMILIES[family]
+        for name, wide in family_fn(panel, wanted=wanted, **options.get(family, {})):
             if name in wanted:
                 yield name, wide
     for d in defs:

@@ -75,7 +75,7 @@ def volume_weighted_momentum(close: Wide, volume: Wide, window: int) -> Wide:
         window, min_periods=window).sum()
 
 
-def technical(p: dict[str, Wide]):
+def technical(p: dict[str, Wide], wanted: set[str] | None = None):
     """Yield ``(name, wide)`` for the technical set."""
     o, h, lo, c, v = (p[k] for k in ("open", "high", "low", "close", "volume"))
     del o

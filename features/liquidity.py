@@ -40,7 +40,7 @@ def roll_spread(close: Wide, window: int = 20) -> Wide:
     return 2 * np.sqrt((-cov).clip(lower=0))
 
 
-def liquidity(p: dict[str, Wide]):
+def liquidity(p: dict[str, Wide], wanted: set[str] | None = None):
     """Yield ``(name, wide)`` for the liquidity set."""
     h, lo, c, v = (p[k] for k in ("high", "low", "close", "volume"))
     yield "amihud_20", amihud(c, v, 20)

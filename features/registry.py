@@ -22,7 +22,8 @@ from features.liquidity import LIQUIDITY, liquidity
 from features.risk import RISK, risk
 
 Panel = dict[str, pd.DataFrame]  # "open" | "high" | "low" | "close" | "volume" -> wide frame
-Family = Callable[[Panel], Iterable[tuple[str, pd.DataFrame]]]
+# A family yields (name, wide frame); ``wanted`` lets it skip work nobody asked for.
+Family = Callable[..., Iterable[tuple[str, pd.DataFrame]]]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from features.rolling import Moments, window_sum
 Wide = pd.DataFrame
 GARCH_MIN_OBS = 250
 GARCH_REFIT_EVERY = 63
+MAX_PERSISTENCE = 0.999
 
 
 def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
@@ -36,7 +37,9 @@ def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
             disp="off", show_warning=False,
             starting_values=None if start is None else np.asarray(start))
     omega, alpha, beta = (float(res.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
-    if not np.isfinite([omega, alpha, beta]).all() or alpha + beta >= 1:
+    # A fit at the unit-root boundary (IGARCH) gives no usable forecast, and whether it
+    # lands just below 1 depends on the last bits of the arithmetic: refuse it clearly.
+    if not np.isfinite([omega, alpha, beta]).all() or alpha + beta > MAX_PERSISTENCE:
         return None
     return omega, alpha, beta
 
@@ -48,7 +51,7 @@ def garch_forecast(close: Wide, refit_every: int = GARCH_REFIT_EVERY,
     values = r.to_numpy()
     out = np.full(values.shape, np.nan)
     for j in range(values.shape[1]):
-        col = values[:, j]
+        col = np.ascontiguousarray(values[:, j])
         params, var = None, np.nan
         for t in range(len(col)):
             if t % refit_every == 0 and t + 1 >= GARCH_MIN_OBS:
@@ -113,16 +116,24 @@ def benchmark_returns(returns: Wide, symbol: str | None = None) -> pd.Series:
     return returns[symbol]
 
 
-def risk(p: dict[str, Wide], benchmark: str | None = None,
-         garch_refit_every: int = GARCH_REFIT_EVERY):
-    """Yield ``(name, wide)`` for the risk set."""
+def risk(p: dict[str, Wide], benchmark: pd.Series | None = None,
+         garch_refit_every: int = GARCH_REFIT_EVERY, wanted: set[str] | None = None):
+    """Yield ``(name, wide)`` for the risk set.
+
+    ``benchmark``: daily log returns of the benchmark, computed from the whole universe by
+    the caller (so that symbol chunks see the same market); default: the equal-weight
+    market of the symbols in ``p``. ``wanted``: names the caller keeps (GARCH is skipped
+    when it is not among them).
+    """
     c = p["close"]
     r = np.log(c / c.shift(1))
-    yield "garch_vol", garch_forecast(c, garch_refit_every)
+    if wanted is None or "garch_vol" in wanted:  # per-symbol fits: only when asked for
+        yield "garch_vol", garch_forecast(c, garch_refit_every)
     yield "var_95_60", historical_var(r, 60, 0.95)
     yield "var_99_60", historical_var(r, 60, 0.99)
     yield "cvar_95_60", historical_cvar(r, 60, 0.95)
-    beta, corr = beta_and_correlation(r, benchmark_returns(r, benchmark), 60)
+    bench = benchmark_returns(r) if benchmark is None else benchmark.reindex(r.index)
+    beta, corr = beta_and_correlation(r, bench, 60)
     yield "beta_60", beta
     yield "corr_60", corr
 

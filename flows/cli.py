@@ -257,19 +257,28 @@ def resume(reason: Annotated[str, typer.Option()] = "manual resume", root: RootO
 
 @app.command()
 @command
-def features(markdown: Annotated[bool, typer.Option(help="print a Markdown table")] = False
-             ) -> None:
-    """List every feature definition: name, inputs, window, description."""
-    from features.registry import FEATURES
+def features(markdown: Annotated[bool, typer.Option(help="print a Markdown table")] = False,
+             feature_set: Annotated[list[str] | None, typer.Option(
+                 "--set", help="only these sets (repeatable)")] = None) -> None:
+    """List every feature definition: set, name, inputs, window, description."""
+    from features.registry import FEATURES, SETS
 
+    chosen = set(feature_set or SETS)
+    unknown = chosen - set(SETS)
+    if unknown:
+        console.print(f"[red]unknown feature sets {sorted(unknown)}[/red]; known: {list(SETS)}")
+        raise typer.Exit(EXIT_CONFIG)
+    rows = [f for f in FEATURES if f.feature_set in chosen]
     if markdown:
-        print("| feature | inputs | window | description |\n|---|---|---:|---|")
-        for f in FEATURES:
-            print(f"| `{f.name}` | {', '.join(f.inputs)} | {f.window} | {f.description} |")
+        print("| set | feature | inputs | window | description |\n|---|---|---|---:|---|")
+        for f in rows:
+            text = f.description.replace("|", "\\|")  # a literal pipe inside a cell
+            print(f"| {f.feature_set} | `{f.name}` | {', '.join(f.inputs)} | {f.window} | "
+                  f"{text} |")
         return
-    table = Table("feature", "inputs", "window", "description")
-    for f in FEATURES:
-        table.add_row(f.name, ", ".join(f.inputs), str(f.window), f.description)
+    table = Table("set", "feature", "inputs", "window", "description")
+    for f in rows:
+        table.add_row(f.feature_set, f.name, ", ".join(f.inputs), str(f.window), f.description)
     Console().print(table)
 
 

@@ -13,6 +13,7 @@ from alphaline.calendar import is_session
 from alphaline.io import write_text
 from alphaline.project import Project
 from features import store as feast_store
+from flows import parallel
 from models import registry
 from pipelines import featurize, ingest
 from trading import daily
@@ -33,7 +34,8 @@ def validate_and_store(project: Project, batch: pd.DataFrame, day: dt.date) -> p
 
 @task(cache_policy=NO_CACHE)
 def refresh_features(project: Project, bars: pd.DataFrame, day: dt.date):
-    tables = featurize.build(bars, project.params.features)
+    fp = project.params.features
+    tables = featurize.build(bars, fp, parallel.mapper(fp.parallel), fp.parallel.chunks)
     featurize.write(project, tables)
     store = featurize.open_feature_store(project)
     feast_store.materialize_day(store, pd.Timestamp(day), project.params.data.calendar)

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from alphaline.calendar import latest_session
 from alphaline.project import Project
+from flows import parallel
 from pipelines import evaluate, featurize, ingest, train
 
 
@@ -25,7 +26,9 @@ def validate_history(project: Project) -> int:
 
 @task(cache_policy=NO_CACHE)
 def build_features(project: Project) -> int:
-    tables = featurize.build(ingest.load_validated(project), project.params.features)
+    fp = project.params.features
+    tables = featurize.build(ingest.load_validated(project), fp, parallel.mapper(fp.parallel),
+                             fp.parallel.chunks)
     featurize.write(project, tables)
     return len(tables.features)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+import numpy as np
 import pandas as pd
 
 from alphaline.config import FeatureParams
@@ -11,8 +14,29 @@ from alphaline.io import write_parquet
 from alphaline.project import Project
 from features import cross_section
 from features import store as feast_store
-from features.compute import compute_features, compute_labels
+from features.compute import KEYS, adjust_prices, compute_features, compute_labels, to_panel
 from features.registry import feature_names, get
+from features.risk import benchmark_returns
+
+ChunkFn = Callable[[pd.DataFrame], pd.DataFrame]
+Mapper = Callable[[ChunkFn, list[pd.DataFrame]], list[pd.DataFrame]]
+
+
+def serial(fn: ChunkFn, parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    return [fn(part) for part in parts]
+
+
+def split_by_symbol(bars: pd.DataFrame, chunks: int) -> list[pd.DataFrame]:
+    """``chunks`` groups of whole symbols (time-series features never cross symbols)."""
+    symbols = np.array(sorted(bars["symbol"].unique()))
+    groups = [g for g in np.array_split(symbols, max(1, min(chunks, len(symbols)))) if len(g)]
+    return [bars[bars["symbol"].isin(set(g))] for g in groups]
+
+
+def market_returns(bars: pd.DataFrame, symbol: str | None) -> pd.Series:
+    """The benchmark's daily log returns from the whole universe (before any split)."""
+    close = to_panel(adjust_prices(bars))["close"]
+    return benchmark_returns(np.log(close / close.shift(1)), symbol)
 
 
 @dataclass
@@ -21,11 +45,20 @@ class FeatureTables:
     labels: pd.DataFrame
 
 
-def build(bars: pd.DataFrame, params: FeatureParams) -> FeatureTables:
-    """The selected feature sets, then the per-date transforms, and the labels."""
+def build(bars: pd.DataFrame, params: FeatureParams, mapper: Mapper = serial,
+          chunks: int = 1) -> FeatureTables:
+    """The selected feature sets, then the per-date transforms, and the labels.
+
+    ``mapper`` runs the per-symbol part over ``chunks`` groups of symbols: in this process
+    by default, or on a Dask cluster (``flows.parallel``); the result is the same.
+    """
     names = feature_names(params.sets)
-    feats = compute_features(bars, get(names), {"risk": {
-        "benchmark": params.benchmark, "garch_refit_every": params.garch_refit_every}})
+    options = {"risk": {"garch_refit_every": params.garch_refit_every}}
+    if "risk" in params.sets:
+        options["risk"]["benchmark"] = market_returns(bars, params.benchmark)
+    per_chunk = partial(compute_features, defs=get(names), family_options=options)
+    parts = mapper(per_chunk, split_by_symbol(bars, chunks))
+    feats = pd.concat(parts, ignore_index=True).sort_values(KEYS, ignore_index=True)
     cs = params.cross_section
     if cs.method != "none" or cs.winsorize > 0 or cs.neutralize:
         if "sector" in bars.columns:

@@ -15,8 +15,12 @@ def test_help_lists_every_step_and_flow():
 
 def test_features_markdown_lists_the_registry():
     out = runner.invoke(app, ["features", "--markdown"]).output
-    rows = [line for line in out.splitlines() if line.startswith("| `")]
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "`" in line]
+    assert all(line.replace("\\|", "").count("|") == 6 for line in rows)  # pipes escaped
     assert len(rows) == len(FEATURES)
+    only = runner.invoke(app, ["features", "--markdown", "--set", "alpha158"]).output
+    assert sum(1 for line in only.splitlines() if line.startswith("| alpha158 |")) == 158
+    assert runner.invoke(app, ["features", "--set", "tarot"]).exit_code == 2
 
 
 def test_missing_prerequisite_exits_4(project):
