@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import exchange_calendars as xcals
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -98,13 +99,24 @@ def to_feast_table(features: pd.DataFrame, calendar: str) -> pd.DataFrame:
 
 
 def historical(store: FeatureStore, entities: pd.DataFrame, names: list[str],
-               calendar: str) -> pd.DataFrame:
-    """Point-in-time features for (symbol, date) rows, decided at each date's close."""
+               calendar: str, max_cells: int = 20_000_000) -> pd.DataFrame:
+    """Point-in-time features for (symbol, date) rows, decided at each date's close.
+
+    Large requests are joined in consecutive date ranges of at most ``max_cells`` values
+    (rows × features), which bounds memory; each range is an ordinary point-in-time join.
+    """
     entity_df = entities[["symbol", "date"]].copy()
     entity_df[TIMESTAMP] = session_close(entity_df["date"], calendar).to_numpy()
     refs = [f"{VIEW}:{n}" for n in names]
-    out = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
-    out = out.drop(columns=[TIMESTAMP])
+    dates = np.sort(entity_df["date"].unique())
+    rows_per_date = max(len(entity_df) / max(len(dates), 1), 1)
+    dates_per_chunk = max(int(max_cells / (rows_per_date * max(len(names), 1))), 1)
+    parts = []
+    for start in range(0, len(dates), dates_per_chunk):
+        span = dates[start: start + dates_per_chunk]
+        chunk = entity_df[entity_df["date"].between(span[0], span[-1])]
+        parts.append(store.get_historical_features(entity_df=chunk, features=refs).to_df())
+    out = pd.concat(parts, ignore_index=True).drop(columns=[TIMESTAMP])
     out["date"] = pd.to_datetime(out["date"])
     if out["date"].dt.tz is not None:  # Feast reads naive datetimes as UTC
         out["date"] = out["date"].dt.tz_convert("UTC").dt.tz_localize(None)

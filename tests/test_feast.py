@@ -65,3 +65,14 @@ def test_materialize_then_online_matches_the_table(repo):
     online = online.sort_values("symbol").reset_index(drop=True)
     np.testing.assert_allclose(online[feature_names()].to_numpy(dtype=float),
                                offline[feature_names()].to_numpy(dtype=float), rtol=1e-12)
+
+
+def test_chunked_historical_join_equals_one_join(repo):
+    store, feats, _ = repo
+    entities = feats[["symbol", "date"]]
+    whole = feast_store.historical(store, entities, ["ret_5", "vol_20"],
+                                   "XNYS")
+    chunked = feast_store.historical(store, entities, ["ret_5", "vol_20"], "XNYS",
+                                     max_cells=500)  # many small date ranges
+    pd.testing.assert_frame_equal(whole, chunked)
+    assert len(chunked) == len(entities)
