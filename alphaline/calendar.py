@@ -32,8 +32,3 @@ def latest_session(name: str, day: dt.date | str) -> pd.Timestamp:
     ts = pd.Timestamp(day)
     cal = _calendar(name)
     return ts if cal.is_session(ts) else cal.date_to_session(ts, direction="previous")
-
-
-def sessions_between(name: str, earlier: dt.date | str, later: dt.date | str) -> int:
-    """Number of sessions after ``earlier`` up to and including ``later``."""
-    return max(len(sessions(name, earlier, later)) - 1, 0)

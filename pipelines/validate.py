@@ -8,7 +8,6 @@ GX, so that every rule lands in one GX result and in the Data Docs.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,11 +226,3 @@ def validate_or_quarantine(bars: pd.DataFrame, params: ValidationParams, calenda
     if not report.success:
         raise ValidationFailed(report, quarantine(bars, report, quarantine_root))
     return report
-
-
-def failure_lines(folder: Path) -> list[str]:
-    return (folder / "failures.txt").read_text().splitlines()
-
-
-def load_result(folder: Path) -> dict:
-    return json.loads((folder / "gx_result.json").read_text())

@@ -44,3 +44,14 @@ def test_gate_refuses_a_model_of_pure_noise(tmp_path, prefect_harness):
     assert registry.alias_version(project.params.model.name, registry.CHAMPION) is None
     tags = MlflowClient().get_model_version(project.params.model.name, out["version"]).tags
     assert tags["gate.decision"] == "reject"
+
+
+def test_model_status_shows_champion_and_reasons(trained_project):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["model", "status", "--root", str(trained_project.root)])
+    assert result.exit_code == 0, result.output
+    assert "champion: alphaline v1 — promote" in result.output
+    assert "DSR" in result.output

@@ -176,12 +176,5 @@ class Ledger:
     def nav_history(self) -> pd.DataFrame:
         return pd.read_sql(select(DailyNav).order_by(DailyNav.day), self.engine)
 
-    def last_nav(self, before: dt.date | None = None) -> DailyNav | None:
-        with self.session() as s:
-            q = select(DailyNav).order_by(DailyNav.day.desc()).limit(1)
-            if before is not None:
-                q = q.where(DailyNav.day < before)
-            return s.scalars(q).first()
-
     def table(self, model) -> pd.DataFrame:
         return pd.read_sql(select(model), self.engine)
