@@ -43,3 +43,84 @@ def purged_walk_forward(dates: pd.Series, n_splits: int, horizon: int, embargo: 
             continue
         splits.append(Split(train, test, pd.Timestamp(unique[first]), pd.Timestamp(unique[last])))
     return splits
+
+
+def _purge_mask(position: np.ndarray, blocks: list[tuple[int, int]], horizon: int,
+                embargo: int) -> np.ndarray:
+    """Rows allowed in training next to test blocks of sessions [a, b].
+
+    A row at session ``j`` has its label over ``j+1 .. j+1+h``; a test block's labels span
+    ``a+1 .. b+1+h``. They overlap when ``a - h <= j <= b + h``: purged. The ``embargo``
+    sessions after ``b + h`` are dropped too (serial correlation leaks forward).
+    """
+    keep = np.ones(len(position), dtype=bool)
+    for a, b in blocks:
+        keep &= (position < a - horizon) | (position > b + horizon + embargo)
+    return keep
+
+
+def _groups(values: np.ndarray, n_groups: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    unique = np.unique(values)
+    if len(unique) < n_groups:
+        raise ValueError(f"{len(unique)} sessions cannot form {n_groups} groups")
+    return np.searchsorted(unique, values), np.array_split(np.arange(len(unique)), n_groups)
+
+
+def purged_kfold(dates: pd.Series, n_splits: int, horizon: int, embargo: int) -> list[Split]:
+    """K contiguous test blocks; training on both sides, purged and embargoed."""
+    values = pd.to_datetime(pd.Series(dates)).to_numpy()
+    position, groups = _groups(values, n_splits)
+    unique = np.unique(values)
+    splits = []
+    for g in groups:
+        a, b = int(g[0]), int(g[-1])
+        test = np.flatnonzero((position >= a) & (position <= b))
+        train = np.flatnonzero(_purge_mask(position, [(a, b)], horizon, embargo)
+                               & ~((position >= a) & (position <= b)))
+        splits.append(Split(train, test, pd.Timestamp(unique[a]), pd.Timestamp(unique[b])))
+    return splits
+
+
+@dataclass(frozen=True)
+class CPCVSplit(Split):
+    test_groups: tuple[int, ...] = ()
+
+
+def combinatorial_purged(dates: pd.Series, n_groups: int, n_test_groups: int, horizon: int,
+                         embargo: int) -> list[CPCVSplit]:
+    """Combinatorial Purged CV (López de Prado): every choice of ``n_test_groups`` of the
+    ``n_groups`` contiguous groups is a test set; C(N, k) splits."""
+    from itertools import combinations
+
+    if not 0 < n_test_groups < n_groups:
+        raise ValueError("need 0 < n_test_groups < n_groups")
+    values = pd.to_datetime(pd.Series(dates)).to_numpy()
+    position, groups = _groups(values, n_groups)
+    unique = np.unique(values)
+    splits = []
+    for chosen in combinations(range(n_groups), n_test_groups):
+        blocks = [(int(groups[g][0]), int(groups[g][-1])) for g in chosen]
+        in_test = np.zeros(len(position), dtype=bool)
+        for a, b in blocks:
+            in_test |= (position >= a) & (position <= b)
+        train = np.flatnonzero(_purge_mask(position, blocks, horizon, embargo) & ~in_test)
+        splits.append(CPCVSplit(train, np.flatnonzero(in_test),
+                                pd.Timestamp(unique[blocks[0][0]]),
+                                pd.Timestamp(unique[blocks[-1][1]]), tuple(chosen)))
+    return splits
+
+
+def cpcv_paths(splits: list[CPCVSplit], n_groups: int) -> list[list[tuple[int, int]]]:
+    """Backtest paths: each is one (split index, group) per group, in time order.
+
+    Group ``g`` is tested by C(N-1, k-1) splits; the i-th of them feeds path i, so there
+    are C(N-1, k-1) paths and each covers the whole history exactly once.
+    """
+    per_group: dict[int, list[int]] = {g: [] for g in range(n_groups)}
+    for i, split in enumerate(splits):
+        for g in split.test_groups:
+            per_group[g].append(i)
+    n_paths = len(per_group[0])
+    if any(len(v) != n_paths for v in per_group.values()):
+        raise ValueError("splits do not test every group equally often")
+    return [[(per_group[g][p], g) for g in range(n_groups)] for p in range(n_paths)]

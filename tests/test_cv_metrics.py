@@ -79,3 +79,51 @@ def test_more_trials_deflate_more():
         deflated_sharpe(r, trials, 5000)
     assert deflated_sharpe(r, [], 1) == pytest.approx(
         probabilistic_sharpe(sharpe(r), 500, stats.skew(r), stats.kurtosis(r, fisher=False)))
+
+
+@pytest.mark.parametrize(("horizon", "embargo"), [(1, 0), (5, 3)])
+def test_purged_kfold_keeps_labels_apart_on_both_sides(horizon, embargo):
+    from models.cv import purged_kfold
+
+    dates = panel(200)
+    unique = np.unique(dates)
+    splits = purged_kfold(dates, n_splits=5, horizon=horizon, embargo=embargo)
+    assert len(splits) == 5
+    for s in splits:
+        train = np.searchsorted(unique, dates.iloc[s.train].to_numpy())
+        test = np.searchsorted(unique, dates.iloc[s.test].to_numpy())
+        a, b = test.min(), test.max()
+        assert not ((train >= a - horizon) & (train <= b + horizon + embargo)).any()
+        assert (train < a).any() or (train > b).any()
+    assert sorted(np.concatenate([s.test for s in splits])) == list(range(len(dates)))
+
+
+def test_cpcv_splits_paths_and_purging():
+    from math import comb
+
+    from models.cv import combinatorial_purged, cpcv_paths
+
+    dates = panel(240)
+    unique = np.unique(dates)
+    n, k, h, e = 6, 2, 3, 2
+    splits = combinatorial_purged(dates, n_groups=n, n_test_groups=k, horizon=h, embargo=e)
+    assert len(splits) == comb(n, k) == 15
+    for s in splits:
+        train = np.searchsorted(unique, dates.iloc[s.train].to_numpy())
+        test = np.searchsorted(unique, dates.iloc[s.test].to_numpy())
+        assert not set(s.train) & set(s.test)
+        # each contiguous test block [a, b]: no training session in [a - h, b + h + e]
+        sessions = np.unique(test)
+        breaks = np.flatnonzero(np.diff(sessions) > 1)
+        starts = np.r_[sessions[0], sessions[breaks + 1]]
+        ends = np.r_[sessions[breaks], sessions[-1]]
+        assert len(starts) <= k
+        for a, b in zip(starts, ends, strict=True):
+            assert not ((train >= a - h) & (train <= b + h + e)).any()
+    paths = cpcv_paths(splits, n)
+    assert len(paths) == comb(n - 1, k - 1) == 5
+    for path in paths:
+        assert [g for _, g in path] == list(range(n))  # each group once, in time order
+        assert all(g in splits[i].test_groups for i, g in path)
+    with pytest.raises(ValueError, match="n_test_groups"):
+        combinatorial_purged(dates, n_groups=4, n_test_groups=4, horizon=1, embargo=0)
