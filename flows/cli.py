@@ -311,6 +311,20 @@ def model_status(root: RootOpt = None) -> None:
                       f"{tags.get('gate.reasons', '')}")
 
 
+@model_app.command("rollback")
+@command
+def model_rollback(reason: Annotated[str, typer.Option(help="why the champion is replaced")],
+                   root: RootOpt = None) -> None:
+    """Re-point champion to the version promoted before the current one."""
+    from models import registry
+
+    project = _project(root)
+    name = project.params.model.name
+    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, name)
+    old, new = registry.rollback(name, reason)
+    console.print(f"champion: {name} v{old} → v{new}")
+
+
 @app.command()
 @command
 def demo(root: RootOpt = None) -> None:

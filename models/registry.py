@@ -106,6 +106,29 @@ def record_decision(name: str, version: str, decision: GateDecision,
         client.set_registered_model_alias(name, CHAMPION, version)
 
 
+def rollback(name: str, reason: str) -> tuple[str, str]:
+    """Point ``champion`` back at the newest version promoted before the current one.
+
+    Returns (from version, to version). The reason is written on both versions.
+    """
+    current = alias_version(name, CHAMPION)
+    if current is None:
+        raise LookupError(f"registered model {name!r} has no champion to roll back")
+    client = MlflowClient()
+    promoted = sorted(
+        (int(v.version) for v in client.search_model_versions(f"name='{name}'")
+         if v.tags.get("gate.decision") == "promote" and int(v.version) < int(current)),
+        reverse=True,
+    )
+    if not promoted:
+        raise LookupError(f"no version of {name!r} was promoted before v{current}")
+    target = str(promoted[0])
+    client.set_registered_model_alias(name, CHAMPION, target)
+    client.set_model_version_tag(name, current, "rollback.from", f"replaced by v{target}: {reason}")
+    client.set_model_version_tag(name, target, "rollback.to", f"restored from v{current}: {reason}")
+    return current, target
+
+
 def load_alias(name: str, alias: str = CHAMPION):
     """The LightGBM model behind ``models:/<name>@<alias>``, its version and features."""
     version = alias_version(name, alias)

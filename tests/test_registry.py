@@ -55,3 +55,28 @@ def test_model_status_shows_champion_and_reasons(trained_project):
     assert result.exit_code == 0, result.output
     assert "champion: alphaline v1 — promote" in result.output
     assert "DSR" in result.output
+
+
+def test_rollback_restores_the_previous_champion(trained_project, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from alphaline.project import Project
+    from flows.cli import EXIT_MISSING, app
+
+    project = Project.load(shutil.copytree(trained_project.root, tmp_path / "p"))
+    runner = CliRunner()
+    args = ["model", "rollback", "--reason", "bad fills", "--root", str(project.root)]
+    assert runner.invoke(app, args).exit_code == EXIT_MISSING  # v1 has no predecessor
+    out = retrain(root=str(project.root), as_of=project.params.data.end, reason="test",
+                  refresh_data=False)
+    assert out["promoted"] and out["version"] == "2"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "v2 → v1" in result.output
+    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts,
+                       project.params.model.name)
+    assert registry.alias_version(project.params.model.name, registry.CHAMPION) == "1"
+    tags = MlflowClient().get_model_version(project.params.model.name, "2").tags
+    assert "bad fills" in tags["rollback.from"]
