@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from features import alpha158
-from features import technical as ta
-from features.indicators import TECHNICAL, technical
+from features import core as ta
 from features.liquidity import LIQUIDITY, liquidity
 from features.risk import RISK, risk
+from features.technical import TECHNICAL, technical
 
 Panel = dict[str, pd.DataFrame]  # "open" | "high" | "low" | "close" | "volume" -> wide frame
 # A family yields (name, wide frame); ``wanted`` lets it skip work nobody asked for.

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import cross_section, indicators, liquidity, risk
+from features import cross_section, liquidity, risk, technical
 
 DATES = pd.bdate_range("2022-01-03", periods=6)
 
@@ -17,7 +17,7 @@ def wide(values, name="X"):
 def test_stochastic_k_and_d():
     high, low = wide([10, 11, 12, 13]), wide([8, 9, 10, 11])
     close = wide([9, 10, 11, 12])
-    k, d = indicators.stochastic(high, low, close, k=3, d=2)
+    k, d = technical.stochastic(high, low, close, k=3, d=2)
     assert k["X"].iloc[2] == pytest.approx((11 - 8) / (12 - 8))
     assert k["X"].iloc[3] == pytest.approx((12 - 9) / (13 - 9))
     assert d["X"].iloc[3] == pytest.approx((0.75 + 0.75) / 2)
@@ -25,9 +25,9 @@ def test_stochastic_k_and_d():
 
 def test_obv_and_accumulation_distribution():
     close, volume = wide([10, 11, 10.5, 10.5]), wide([100, 200, 300, 400])
-    assert indicators.obv(close, volume)["X"].tolist() == [0, 200, -100, -100]
+    assert technical.obv(close, volume)["X"].tolist() == [0, 200, -100, -100]
     high, low = wide([12, 12, 12, 12]), wide([8, 8, 8, 8])
-    adl = indicators.accumulation_distribution(high, low, wide([12, 8, 10, 11]), volume)
+    adl = technical.accumulation_distribution(high, low, wide([12, 8, 10, 11]), volume)
     assert adl["X"].tolist() == pytest.approx([100, -100, -100, -100 + 0.5 * 400])
 
 
@@ -36,10 +36,10 @@ def test_ttm_squeeze_fires_in_a_quiet_range():
     quiet = 100 + rng.normal(0, 0.05, 40)
     close = wide(quiet)
     high, low = close + 1.0, close - 1.0  # wide intraday ranges, still closes
-    squeeze = indicators.ttm_squeeze(high, low, close, 20)["X"]
+    squeeze = technical.ttm_squeeze(high, low, close, 20)["X"]
     assert squeeze.iloc[:20].isna().all() and squeeze.iloc[-1] == 1.0
     loud = wide(100 * np.exp(np.cumsum(rng.normal(0, 0.05, 40))))
-    assert indicators.ttm_squeeze(loud * 1.001, loud * 0.999, loud, 20)["X"].iloc[-1] == 0.0
+    assert technical.ttm_squeeze(loud * 1.001, loud * 0.999, loud, 20)["X"].iloc[-1] == 0.0
 
 
 def test_hurst_separates_random_walk_trend_and_reversion():
@@ -50,8 +50,8 @@ def test_hurst_separates_random_walk_trend_and_reversion():
     for t in range(1, n):  # strongly mean-reverting AR(1) in log price
         x[t] = 0.5 * x[t - 1] + rng.normal(0, 0.01)
     reverting = wide(100 * np.exp(x))
-    h_walk = indicators.hurst(walk, 1000)["X"].iloc[-1]
-    h_rev = indicators.hurst(reverting, 1000)["X"].iloc[-1]
+    h_walk = technical.hurst(walk, 1000)["X"].iloc[-1]
+    h_rev = technical.hurst(reverting, 1000)["X"].iloc[-1]
     assert 0.4 < h_walk < 0.6
     assert h_rev < 0.2
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import technical as ta
+from features import core as ta
 from features.compute import compute_features, compute_labels
 from features.registry import FEATURES, SETS, feature_names, get
 from pipelines.synthetic import generate_market
