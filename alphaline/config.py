@@ -102,6 +102,15 @@ class CVParams(_Section):
     n_splits: Annotated[int, Field(ge=2, le=50)]
     embargo_days: Annotated[int, Field(ge=0, le=60)]
     min_train_days: Annotated[int, Field(ge=20)]
+    cpcv_groups: Annotated[int, Field(ge=3, le=20)]
+    cpcv_test_groups: Annotated[int, Field(ge=1, le=10)]
+
+    @model_validator(mode="after")
+    def _fewer_test_groups(self) -> CVParams:
+        if self.cpcv_test_groups >= self.cpcv_groups:
+            raise ValueError(f"cpcv_test_groups ({self.cpcv_test_groups}) must be below "
+                             f"cpcv_groups ({self.cpcv_groups})")
+        return self
 
 
 class TuningParams(_Section):
@@ -110,9 +119,56 @@ class TuningParams(_Section):
     timeout_s: Annotated[int, Field(ge=1)]
 
 
+class SampleWeightParams(_Section):
+    uniqueness: bool
+    half_life_days: Annotated[float, Field(gt=0)] | None
+
+
+class MetaLabelParams(_Section):
+    enabled: bool
+    threshold: Annotated[float, Field(ge=0, lt=1)]
+
+
+class TFTParams(_Section):
+    enabled: bool
+    device: Literal["cpu", "cuda", "auto"]
+    encoder_days: Annotated[int, Field(ge=5, le=252)]
+    hidden_size: Annotated[int, Field(ge=4, le=512)]
+    attention_heads: Annotated[int, Field(ge=1, le=16)]
+    epochs: Annotated[int, Field(ge=1, le=200)]
+    batch_size: Annotated[int, Field(ge=16, le=8192)]
+    learning_rate: Annotated[float, Field(gt=0, le=1)]
+    quantiles: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
+
+
 class ModelParams(_Section):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     n_estimators: Annotated[int, Field(ge=10, le=5000)]
+    objectives: Annotated[list[Literal["regression", "lambdarank", "binary"]],
+                          Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    stack_folds: Annotated[int, Field(ge=2, le=10)]
+    redundancy_corr: Annotated[float, Field(gt=0, le=1)]
+    keep_versions: Annotated[int, Field(ge=2, le=1000)]
+    sample_weights: SampleWeightParams
+    meta_label: MetaLabelParams
+    tft: TFTParams
+
+    @model_validator(mode="after")
+    def _distinct_members(self) -> ModelParams:
+        for key in ("objectives", "seeds"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"model.{key} lists a value twice: {values}")
+        return self
+
+
+class FeatureValidationParams(_Section):
+    dead_std: Annotated[float, Field(ge=0)]
+    correlated_abs: Annotated[float, Field(gt=0, le=1)]
+    leak_label_corr: Annotated[float, Field(gt=0, le=1)]
+    leak_importance_ratio: Annotated[float, Field(gt=1)]
+    leak_min_share: Annotated[float, Field(gt=0, le=1)]
 
 
 class GateParams(_Section):
@@ -167,6 +223,7 @@ class Params(_Section):
     cv: CVParams
     tuning: TuningParams
     model: ModelParams
+    feature_validation: FeatureValidationParams
     gate: GateParams
     portfolio: PortfolioParams
     risk: RiskParams

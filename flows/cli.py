@@ -144,7 +144,8 @@ def train(root: RootOpt = None) -> None:
     from pipelines.train import run_train
 
     project = _project(root)
-    progress, callback = _trial_progress(project.params.tuning.n_trials)
+    progress, callback = _trial_progress(
+        project.params.tuning.n_trials * len(project.params.model.objectives))
     with progress:
         out = run_train(project, callbacks=[callback])
     _print_metrics(f"challenger v{out['version']} (out of sample)", out["oos"])

@@ -48,7 +48,7 @@ def champion_scores(project: Project, store, day: dt.date, symbols: list[str]):
                        project.params.model.name)
     model, version, features = registry.load_alias(project.params.model.name)
     vectors = feast_store.online_vectors(store, symbols, features)
-    return daily.score(model, vectors, features), version
+    return daily.score(model, vectors), version
 
 
 @task(cache_policy=NO_CACHE)

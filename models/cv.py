@@ -124,3 +124,21 @@ def cpcv_paths(splits: list[CPCVSplit], n_groups: int) -> list[list[tuple[int, i
     if any(len(v) != n_paths for v in per_group.values()):
         raise ValueError("splits do not test every group equally often")
     return [[(per_group[g][p], g) for g in range(n_groups)] for p in range(n_paths)]
+
+
+def session_groups(dates: pd.Series, n_groups: int) -> np.ndarray:
+    """The CPCV group (0 .. n_groups-1) of each row, as :func:`combinatorial_purged` forms them."""
+    values = pd.to_datetime(pd.Series(dates)).to_numpy()
+    position, groups = _groups(values, n_groups)
+    of_session = np.empty(len(np.unique(values)), dtype=int)
+    for g, sessions in enumerate(groups):
+        of_session[sessions] = g
+    return of_session[position]
+
+
+def path_predictions(scores: pd.DataFrame, paths: list[list[tuple[int, int]]]
+                     ) -> list[pd.DataFrame]:
+    """Backtest path frames from per-split test predictions with ``split`` and ``group``."""
+    keyed = scores.set_index(["split", "group"]).sort_index()
+    return [pd.concat([keyed.loc[(i, g)] for i, g in path]).reset_index(drop=True)
+            for path in paths]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from models.gate import GateDecision
-from models.lgbm import LGBMScorer
+from models.signal import SignalModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -41,12 +41,26 @@ def configure(tracking_uri: str, artifact_root: Path, experiment: str) -> str:
     return exp_id
 
 
-def log_candidate(name: str, model: LGBMScorer, X_sample: pd.DataFrame, *, params: dict,
-                  metrics: dict[str, float], tags: dict[str, str], figures: dict[str, object],
-                  artifacts: dict[str, object]) -> Registered:
+class SignalPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow's view of a :class:`SignalModel`, so ``mlflow models serve`` can score a
+    cross-section (one date's rows per request)."""
+
+    def load_context(self, context) -> None:
+        self.signal = SignalModel.load(Path(context.artifacts["signal"]))
+
+    def predict(self, context, model_input, params=None):
+        return self.signal.score(model_input)
+
+
+def log_candidate(name: str, signal: SignalModel, X_sample: pd.DataFrame, *, params: dict,
+                  hyperparameters: dict[str, object], metrics: dict[str, float],
+                  tags: dict[str, str], figures: dict[str, object],
+                  artifacts: dict[str, object], texts: dict[str, str] | None = None
+                  ) -> Registered:
     """One MLflow run with everything needed to audit the model; registered as challenger."""
-    with mlflow.start_run(run_name=f"{name}-train") as run:
-        mlflow.log_params({f"hp.{k}": v for k, v in model.hyperparameters().items()})
+    with mlflow.start_run(run_name=f"{name}-train") as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({f"hp.{k}": v for k, v in hyperparameters.items()})
         mlflow.log_params(params)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
         mlflow.set_tags(tags)
@@ -54,10 +68,13 @@ def log_candidate(name: str, model: LGBMScorer, X_sample: pd.DataFrame, *, param
             mlflow.log_figure(figure, file_name)
         for file_name, obj in artifacts.items():
             mlflow.log_dict(obj, file_name)
-        signature = infer_signature(X_sample, model.predict(X_sample))
-        info = mlflow.lightgbm.log_model(
-            model.model_, name="model", signature=signature,
-            input_example=X_sample.head(3), registered_model_name=name,
+        for file_name, text in (texts or {}).items():
+            mlflow.log_text(text, file_name)
+        signal_dir = signal.save(Path(tmp) / "signal")
+        signature = infer_signature(X_sample, signal.score(X_sample))
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=SignalPyfunc(), artifacts={"signal": str(signal_dir)},
+            signature=signature, input_example=X_sample.head(3), registered_model_name=name,
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
@@ -65,6 +82,27 @@ def log_candidate(name: str, model: LGBMScorer, X_sample: pd.DataFrame, *, param
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return Registered(run.info.run_id, version)
+
+
+def prune_versions(name: str, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` versions; a version holding an alias, and the
+    newest promoted one before the champion (the rollback target), are always kept."""
+    client = MlflowClient()
+    versions = sorted(client.search_model_versions(f"name='{name}'"),
+                      key=lambda v: int(v.version), reverse=True)
+    champion = alias_version(name, CHAMPION)
+    protected = {str(v.version) for v in versions if v.aliases}
+    if champion is not None:
+        earlier = [v for v in versions if v.tags.get("gate.decision") == "promote"
+                   and int(v.version) < int(champion)]
+        if earlier:
+            protected.add(str(earlier[0].version))
+    deleted = []
+    for v in versions[keep:]:
+        if str(v.version) not in protected:
+            client.delete_model_version(name, v.version)
+            deleted.append(str(v.version))
+    return deleted
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -75,19 +113,9 @@ def alias_version(name: str, alias: str) -> str | None:
 
 
 def recipe(name: str, version: str) -> dict:
-    """Hyperparameters and feature list of a registered version, to refit it on new folds."""
-    client = MlflowClient()
-    run = client.get_run(client.get_model_version(name, version).run_id)
-    hp = {k[3:]: _parse(v) for k, v in run.data.params.items() if k.startswith("hp.")}
-    features = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/features.json")["features"]
-    return {"params": hp, "features": features, "metrics": dict(run.data.metrics)}
-
-
-def _parse(value: str) -> object:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
+    """How a registered version was made (members, stacking, weights, features), to refit it
+    on new folds."""
+    return run_artifact(name, version, "recipe.json")
 
 
 def run_artifact(name: str, version: str, file_name: str) -> dict:
@@ -129,11 +157,10 @@ def rollback(name: str, reason: str) -> tuple[str, str]:
     return current, target
 
 
-def load_alias(name: str, alias: str = CHAMPION):
-    """The LightGBM model behind ``models:/<name>@<alias>``, its version and features."""
+def load_alias(name: str, alias: str = CHAMPION) -> tuple[SignalModel, str, list[str]]:
+    """The signal model behind ``models:/<name>@<alias>``, its version and features."""
     version = alias_version(name, alias)
     if version is None:
         raise LookupError(f"registered model {name!r} has no {alias!r} alias yet: run retrain")
-    model = mlflow.lightgbm.load_model(f"models:/{name}@{alias}")
-    features = run_artifact(name, version, "features.json")["features"]
-    return model, version, features
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}").unwrap_python_model().signal
+    return model, version, model.features

@@ -1,8 +1,10 @@
-"""Optuna search over LightGBM hyperparameters on purged walk-forward folds.
+"""Optuna search per ensemble member on purged walk-forward folds.
 
-The objective is the mean out-of-sample rank IC. Every trial's long-short Sharpe is kept
-(also for pruned trials, over the folds they reached) so that the Deflated Sharpe Ratio
-can count all trials tried.
+Each objective gets its own study (TPE, median pruning, SQLite: optuna-dashboard opens the
+file), named after the dataset fingerprint so that reruns on the same data add to it. The
+objective is the mean out-of-sample rank IC. Every trial's long-short Sharpe is kept (also
+for pruned trials, over the folds they reached) so that the Deflated Sharpe Ratio can
+count all trials tried.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import optuna
 import pandas as pd
 
 from models.cv import Split
-from models.lgbm import LGBMScorer
+from models.lgbm import LGBMMember
 from models.metrics import daily_ic, long_short_returns, sharpe
 
 
@@ -26,7 +28,6 @@ class TuningResult:
     best_value: float
     n_trials: int  # every trial in the study, pruned and failed ones included
     trial_sharpes: list[float] = field(default_factory=list)
-    oos: pd.DataFrame | None = None  # best trial's out-of-sample predictions
 
 
 def search_space(trial: optuna.Trial) -> dict:
@@ -40,39 +41,53 @@ def search_space(trial: optuna.Trial) -> dict:
     }
 
 
-def out_of_sample(params: dict, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
-                  splits: list[Split], on_fold: Callable[[int, pd.DataFrame], None] | None = None
-                  ) -> pd.DataFrame:
-    """Fit on each fold's training rows, predict its test rows; ``date, symbol, score, label``."""
+def out_of_sample(make_model: Callable[[], object], X: pd.DataFrame, y: pd.Series,
+                  dates: pd.Series, symbols: pd.Series, splits: list[Split],
+                  sample_weight: np.ndarray | None = None,
+                  on_fold: Callable[[int, pd.DataFrame], None] | None = None) -> pd.DataFrame:
+    """Fit a fresh model on each fold's training rows and score its test rows.
+
+    Returns ``fold, row, date, symbol, score, label`` (``row``: position in ``X``).
+    """
     parts = []
     for k, split in enumerate(splits):
-        model = LGBMScorer(**params).fit(X.iloc[split.train], y.iloc[split.train],
-                                         dates.iloc[split.train])
-        part = pd.DataFrame({
-            "date": dates.iloc[split.test].to_numpy(),
-            "score": model.predict(X.iloc[split.test]),
+        w = None if sample_weight is None else np.asarray(sample_weight)[split.train]
+        model = make_model().fit(X.iloc[split.train], y.iloc[split.train],
+                                 dates.iloc[split.train], w)
+        test_dates = dates.iloc[split.test].to_numpy()
+        parts.append(pd.DataFrame({
+            "fold": k, "row": split.test, "date": test_dates,
+            "symbol": symbols.iloc[split.test].to_numpy(),
+            "score": predict(model, X.iloc[split.test], test_dates),
             "label": y.iloc[split.test].to_numpy(),
-        })
-        parts.append(part)
+        }))
         if on_fold is not None:
             on_fold(k, pd.concat(parts, ignore_index=True))
     return pd.concat(parts, ignore_index=True)
 
 
-def tune(X: pd.DataFrame, y: pd.Series, dates: pd.Series, splits: list[Split], *,
-         n_trials: int, seed: int, storage: str, study_name: str, base_params: dict,
-         quantile: float, horizon: int, timeout_s: float | None = None,
-         callbacks: list | None = None) -> TuningResult:
+def predict(model, X: pd.DataFrame, dates: np.ndarray) -> np.ndarray:
+    """Member margins need no dates; an ensemble standardizes within each date."""
+    if isinstance(model, LGBMMember):
+        return model.predict(X)
+    return model.predict(X, dates)
+
+
+def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
+                symbols: pd.Series, splits: list[Split], *, sample_weight: np.ndarray | None,
+                n_trials: int, seed: int, storage: str, study_name: str, base_params: dict,
+                quantile: float, horizon: int, timeout_s: float | None = None,
+                callbacks: list | None = None) -> TuningResult:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
     )
-    oos_by_trial: dict[int, pd.DataFrame] = {}
+    study.set_user_attr("objective", objective)
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {**base_params, **search_space(trial)}
+    def objective_fn(trial: optuna.Trial) -> float:
+        params = {**base_params, **search_space(trial), "objective": objective}
 
         def on_fold(k: int, so_far: pd.DataFrame) -> None:
             ls = long_short_returns(so_far, quantile, horizon)
@@ -82,19 +97,18 @@ def tune(X: pd.DataFrame, y: pd.Series, dates: pd.Series, splits: list[Split], *
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        oos = out_of_sample(params, X, y, dates, splits, on_fold)
-        oos_by_trial[trial.number] = oos
+        oos = out_of_sample(lambda: LGBMMember(**params), X, y, dates, symbols, splits,
+                            sample_weight, on_fold)
         return float(daily_ic(oos, rank=True).mean())
 
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_s, callbacks=callbacks,
+    study.optimize(objective_fn, n_trials=n_trials, timeout=timeout_s, callbacks=callbacks,
                    gc_after_trial=True)
     best = study.best_trial
     sharpes = [t.user_attrs["sharpe"] for t in study.trials if "sharpe" in t.user_attrs]
     return TuningResult(
         study_name=study_name,
-        best_params={**base_params, **best.params},
+        best_params={**base_params, **best.params, "objective": objective},
         best_value=float(best.value),
         n_trials=len(study.trials),
         trial_sharpes=[float(s) for s in sharpes if np.isfinite(s)],
-        oos=oos_by_trial.get(best.number),
     )

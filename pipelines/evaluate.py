@@ -1,22 +1,62 @@
-"""Evaluate: challenger against the bars and the champion refitted on the same folds; the gate
-decides, and the decision with its reasons goes onto the model version."""
+"""Evaluate: the challenger and the champion refitted on identical Combinatorial Purged CV
+splits and scored on the same backtest paths; the gate decides, and the decision with its
+reasons goes onto the model version."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 
+import numpy as np
 import pandas as pd
 
 from alphaline.io import write_json, write_text
 from alphaline.project import Project
 from models import registry
+from models.cv import CPCVSplit, combinatorial_purged, cpcv_paths, path_predictions, session_groups
 from models.gate import GateDecision, decide
-from models.metrics import long_short_returns
-from models.tuning import out_of_sample
-from pipelines.train import folds, oos_metrics, training_set
+from models.metrics import (
+    PERIODS_PER_YEAR,
+    mean_rank_ic,
+    net_long_short_returns,
+    sharpe,
+)
+from models.tuning import predict
+from pipelines.train import TrainingSet, cost_per_turnover, ensemble_from, training_set, weights_for
 
 log = logging.getLogger(__name__)
+
+
+def cpcv_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit], groups: np.ndarray,
+                label: str = "model") -> pd.DataFrame:
+    """Fit the recipe on each split's training rows; ``split, group, date, symbol, score,
+    label`` for its test rows."""
+    w = weights_for(recipe, ts)
+    X = ts.X[recipe["features"]]
+    parts = []
+    for i, split in enumerate(splits):
+        model = ensemble_from(recipe).fit(X.iloc[split.train], ts.y.iloc[split.train],
+                                          ts.dates.iloc[split.train], w[split.train])
+        test_dates = ts.dates.iloc[split.test].to_numpy()
+        parts.append(pd.DataFrame({
+            "split": i, "group": groups[split.test], "date": test_dates,
+            "symbol": ts.symbols.iloc[split.test].to_numpy(),
+            "score": predict(model, X.iloc[split.test], test_dates),
+            "label": ts.y.iloc[split.test].to_numpy()}))
+        log.info("CPCV %s: split %d/%d fitted", label, i + 1, len(splits))
+    return pd.concat(parts, ignore_index=True)
+
+
+def path_table(frames: list[pd.DataFrame], quantile: float, horizon: int,
+               cost: float) -> pd.DataFrame:
+    """Per backtest path: mean daily rank IC and annualized long-short Sharpe after costs."""
+    rows = []
+    for k, f in enumerate(frames):
+        net = net_long_short_returns(f, quantile, horizon, cost)
+        rows.append({"path": k, "rank_ic": mean_rank_ic(f["score"], f["label"], f["date"]),
+                     "sharpe_net": sharpe(net) * math.sqrt(PERIODS_PER_YEAR / horizon)})
+    return pd.DataFrame(rows)
 
 
 def run_evaluate(project: Project) -> GateDecision:
@@ -25,47 +65,78 @@ def run_evaluate(project: Project) -> GateDecision:
     name, version = trained["model"], trained["version"]
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, p.model.name)
     ts = training_set(project)
-    splits = folds(project, ts)
-    challenger = trained["oos"]
-    challenger_oos = pd.read_parquet(project.data_dir / "model" / "oos.parquet")
+    h, q = p.features.label_horizon, p.portfolio.quantile
+    splits = combinatorial_purged(ts.dates, p.cv.cpcv_groups, p.cv.cpcv_test_groups, h,
+                                  p.cv.embargo_days)
+    paths = cpcv_paths(splits, p.cv.cpcv_groups)
+    groups = session_groups(ts.dates, p.cv.cpcv_groups)
+    cost = cost_per_turnover(project)
+    log.info("CPCV: %d splits, %d backtest paths", len(splits), len(paths))
+
+    challenger_paths = path_table(path_predictions(
+        cpcv_scores(trained["recipe"], ts, splits, groups, "challenger"), paths), q, h, cost)
+    challenger = {"deflated_sharpe": trained["oos"]["deflated_sharpe"],
+                  "n_trials": trained["oos"]["n_trials"],
+                  "rank_ic": float(challenger_paths["rank_ic"].mean()),
+                  "sharpe_net": float(challenger_paths["sharpe_net"].mean()),
+                  "n_paths": len(paths)}
 
     champion_version = registry.alias_version(name, registry.CHAMPION)
-    champion, champion_oos = None, None
+    champion, champion_paths, unusable = None, None, None
     if champion_version is not None and champion_version != version:
-        recipe = registry.recipe(name, champion_version)
-        missing = [f for f in recipe["features"] if f not in ts.X.columns]
-        if missing:
-            log.warning("champion v%s uses features no longer computed: %s", champion_version,
-                        missing)
-        else:
-            champion_oos = out_of_sample(recipe["params"], ts.X[recipe["features"]], ts.y,
-                                         ts.dates, splits)
-            champion = oos_metrics(champion_oos, project, [], 1)
+        try:
+            recipe = registry.recipe(name, champion_version)
+        except Exception as exc:
+            recipe, unusable = None, f"champion v{champion_version} has no recipe ({exc})"
+        if recipe is not None:
+            missing = [f for f in recipe["features"] if f not in ts.X.columns]
+            if missing:
+                unusable = f"champion v{champion_version} uses features no longer computed"
+                log.warning("%s: %s", unusable, missing)
+            else:
+                champion_paths = path_table(path_predictions(
+                    cpcv_scores(recipe, ts, splits, groups, "champion"), paths), q, h, cost)
+                champion = {"rank_ic": float(champion_paths["rank_ic"].mean()),
+                            "sharpe_net": float(champion_paths["sharpe_net"].mean())}
+                challenger["paths_won"] = int(
+                    (challenger_paths["rank_ic"] > champion_paths["rank_ic"]).sum())
 
-    decision = decide(challenger, champion, p.gate)
-    if champion_version is not None and champion is None and champion_version != version:
-        decision.reasons.append(f"champion v{champion_version} could not be refitted")
+    decision = decide(challenger, champion, p.gate, trained["feature_validation"]["leaks"])
+    if unusable:
+        decision.reasons.append(f"{unusable}: compared with the bars only")
     registry.record_decision(name, version, decision, {
-        "rank_ic": challenger["rank_ic"], "deflated_sharpe": challenger["deflated_sharpe"],
-        **({"champion_rank_ic": champion["rank_ic"]} if champion else {}),
+        "rank_ic_cpcv": challenger["rank_ic"], "sharpe_net_cpcv": challenger["sharpe_net"],
+        "deflated_sharpe": challenger["deflated_sharpe"],
+        **({"champion_rank_ic_cpcv": champion["rank_ic"]} if champion else {}),
     })
+    table = challenger_paths.rename(columns={"rank_ic": "challenger_rank_ic",
+                                             "sharpe_net": "challenger_sharpe_net"})
+    table["champion_rank_ic"] = np.nan if champion_paths is None else champion_paths["rank_ic"]
+    table["champion_sharpe_net"] = (np.nan if champion_paths is None
+                                    else champion_paths["sharpe_net"])
     summary = {
         "model": name, "version": version, "promoted": decision.promote,
         "reasons": decision.reasons, "champion_before": champion_version,
         "champion_after": registry.alias_version(name, registry.CHAMPION),
+        "cpcv": {"splits": len(splits), "paths": len(paths), "groups": p.cv.cpcv_groups,
+                 "test_groups": p.cv.cpcv_test_groups},
         "challenger": challenger, "champion": champion,
+        "paths": table.to_dict(orient="records"),
     }
     write_json(summary, project.metrics_dir / "evaluate.json")
-    curves = pd.DataFrame({"challenger": long_short_returns(
-        challenger_oos, p.portfolio.quantile, p.features.label_horizon).cumsum()})
-    curves["champion"] = float("nan")
-    if champion_oos is not None:
-        curves["champion"] = long_short_returns(
-            champion_oos, p.portfolio.quantile, p.features.label_horizon).cumsum()
-    curves.index.name = "date"
-    plots = project.root / "plots"
-    write_text(curves.reset_index().assign(date=lambda f: f["date"].dt.date)
-               .to_csv(index=False), plots / "oos_long_short.csv")
+    write_text(table.to_csv(index=False), project.root / "plots" / "cpcv_paths.csv")
+    _walk_forward_curve(project)
     log.info("gate: %s v%s — %s", "promote" if decision.promote else "reject", version,
              "; ".join(decision.reasons))
     return decision
+
+
+def _walk_forward_curve(project: Project) -> None:
+    """Cumulative walk-forward long-short return of the challenger, for ``dvc plots``."""
+    from models.metrics import long_short_returns
+
+    p = project.params
+    oos = pd.read_parquet(project.data_dir / "model" / "oos.parquet")
+    curve = long_short_returns(oos, p.portfolio.quantile, p.features.label_horizon).cumsum()
+    frame = pd.DataFrame({"date": curve.index.date, "challenger": curve.to_numpy()})
+    write_text(frame.to_csv(index=False), project.root / "plots" / "oos_long_short.csv")

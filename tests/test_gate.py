@@ -28,3 +28,16 @@ def test_must_match_the_champion_on_the_same_folds():
     assert not decide(metrics(rank_ic=0.04), metrics(rank_ic=0.05), BARS).promote
     d = decide(metrics(rank_ic=0.06), metrics(rank_ic=0.05), BARS)
     assert d.promote and any("champion's 0.0500" in r for r in d.reasons)
+
+
+def test_a_suspected_leak_refuses_even_a_strong_model():
+    leak = {"feature": "leaked", "rule": "|ρ| with the label 1.000 > 0.9"}
+    d = decide(metrics(rank_ic=0.3, dsr=1.0), None, BARS, leaks=[leak])
+    assert not d.promote
+    assert any("suspected leak in leaked" in r for r in d.reasons)
+
+
+def test_reports_paths_won_against_the_champion():
+    d = decide({**metrics(rank_ic=0.06), "paths_won": 4, "n_paths": 5}, metrics(rank_ic=0.05),
+               BARS)
+    assert d.promote and any("better on 4 of 5 paths" in r for r in d.reasons)

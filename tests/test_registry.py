@@ -1,6 +1,7 @@
 """What the retrain flow leaves in MLflow and Optuna, and the gate on a noise market."""
 
 import json
+import math
 
 import optuna
 from mlflow import MlflowClient
@@ -23,16 +24,30 @@ def test_champion_is_registered_with_its_evidence(trained_project):
     run = client.get_run(mv.run_id)
     assert len(run.data.tags["dataset_fingerprint"]) == 64
     assert run.data.metrics["oos_deflated_sharpe"] >= p.gate.min_deflated_sharpe
-    assert run.data.metrics["oos_n_trials"] == p.tuning.n_trials
+    # every trial of every member's study, plus the ensemble itself
+    member_trials = p.tuning.n_trials * len(p.model.objectives)
+    assert run.data.metrics["oos_n_trials"] == member_trials + 1
+    stack = {k: v for k, v in run.data.metrics.items() if k.startswith("stack_weight_")}
+    assert len(stack) == len(p.model.objectives) * len(p.model.seeds)
+    assert abs(sum(stack.values()) - 1) < 1e-9 and min(stack.values()) >= 0
     artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
-    assert {"shap_importance.png", "features.json", "reference.json"} <= artifacts
+    assert {"shap_importance.png", "features.json", "reference.json", "recipe.json",
+            "ensemble_diversity.json", "fold_metrics.json", "fold_metrics.md",
+            "feature_validation.json", "feature_validation.md"} <= artifacts
+    folds = registry.run_artifact(p.model.name, version, "fold_metrics.json")
+    assert len(folds) == p.cv.n_splits
+    assert {"ic", "rank_ic", "icir", "sharpe_net", "turnover", "hit_rate"} <= set(folds[0])
     model, loaded_version, features = registry.load_alias(p.model.name)
     assert loaded_version == version and len(features) >= 20
-    assert list(model.feature_name_) == features
+    assert model.features == features and model.meta is not None
     evaluate = json.loads((trained_project.metrics_dir / "evaluate.json").read_text())
     assert evaluate["promoted"] and evaluate["champion_after"] == version
+    n, k = p.cv.cpcv_groups, p.cv.cpcv_test_groups
+    assert evaluate["cpcv"]["splits"] == math.comb(n, k)
+    assert len(evaluate["paths"]) == math.comb(n - 1, k - 1)
     studies = optuna.get_all_study_summaries(trained_project.optuna_url)
-    assert sum(s.n_trials for s in studies) == p.tuning.n_trials
+    assert len(studies) == len(p.model.objectives)
+    assert sum(s.n_trials for s in studies) == member_trials
 
 
 def test_gate_refuses_a_model_of_pure_noise(tmp_path, prefect_harness):

@@ -18,6 +18,10 @@ class CostModel:
     def from_params(cls, p: BrokerParams) -> CostModel:
         return cls(p.commission_per_share, p.half_spread_bps, p.impact_coefficient)
 
+    def per_turnover(self, typical_price: float) -> float:
+        """Cost of trading one dollar of notional at ``typical_price``, impact aside."""
+        return self.half_spread_bps * 1e-4 + self.commission_per_share / typical_price
+
     def commission(self, quantity: float) -> float:
         return self.commission_per_share * abs(quantity)
 

@@ -15,10 +15,16 @@ import pandas as pd
 
 from alphaline.config import Params
 from models.explain import top_contributions
+from models.signal import SignalModel
 from trading.brokers.paper import PaperBroker
 from trading.ledger import Ledger
 from trading.ledger.models import Order
-from trading.portfolio import OrderIntent, long_short_weights, rebalance_orders
+from trading.portfolio import (
+    OrderIntent,
+    long_short_weights,
+    rebalance_orders,
+    sized_long_short_weights,
+)
 from trading.risk import RiskVerdict, check_orders
 
 
@@ -60,14 +66,13 @@ def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20) -> Marke
                           adv.to_dict())
 
 
-def score(model, vectors: pd.DataFrame, features: list[str], explain_top: int = 5
-          ) -> pd.DataFrame:
-    """``symbol, score, reasons``: the model's score and its top SHAP contributions."""
-    X = vectors[features].astype("float64")
-    scores = model.predict(X)
-    reasons = top_contributions(model.booster_, X, explain_top)
-    return pd.DataFrame({"symbol": vectors["symbol"].to_numpy(), "score": scores,
-                         "reasons": reasons})
+def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int = 5) -> pd.DataFrame:
+    """``symbol, score, reasons`` (+ ``side, probability, size`` with meta-labeling): the
+    signal for today's cross-section and each name's top SHAP contributions."""
+    X = vectors[model.features].astype("float64")
+    scored = model.score(X)
+    reasons = top_contributions(model.contributions(X), X, explain_top)
+    return scored.assign(symbol=vectors["symbol"].to_numpy(), reasons=reasons)
 
 
 def fill_working_orders(ledger: Ledger, broker: PaperBroker, snap: MarketSnapshot) -> int:
@@ -79,8 +84,12 @@ def fill_working_orders(ledger: Ledger, broker: PaperBroker, snap: MarketSnapsho
 def plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: float,
          snap: MarketSnapshot, params: Params) -> list[OrderIntent]:
     p = params.portfolio
-    weights = long_short_weights(scores.set_index("symbol")["score"], p.quantile,
-                                 p.gross_exposure, p.max_position_weight)
+    if "size" in scores:  # meta-labeled bets: only the sides the secondary model trusts
+        weights = sized_long_short_weights(scores.set_index("symbol")["size"],
+                                           p.gross_exposure, p.max_position_weight)
+    else:
+        weights = long_short_weights(scores.set_index("symbol")["score"], p.quantile,
+                                     p.gross_exposure, p.max_position_weight)
     return rebalance_orders(day, weights, holdings, nav, snap.close)
 
 

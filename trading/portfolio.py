@@ -51,6 +51,20 @@ def long_short_weights(scores: pd.Series, quantile: float, gross: float,
     return weights
 
 
+def sized_long_short_weights(sizes: pd.Series, gross: float, max_weight: float) -> pd.Series:
+    """Dollar-neutral weights proportional to signed bet sizes (meta-labeling), each leg
+    ``gross / 2`` before the per-name cap. Without both a long and a short bet the book
+    holds nothing: a one-sided book is a market bet the risk limits were not set for."""
+    sizes = sizes.dropna()
+    longs, shorts = sizes.clip(lower=0), (-sizes).clip(lower=0)
+    weights = pd.Series(0.0, index=sizes.index)
+    if longs.sum() <= 0 or shorts.sum() <= 0:
+        return weights
+    weights += (gross / 2 * longs / longs.sum()).clip(upper=max_weight)
+    weights -= (gross / 2 * shorts / shorts.sum()).clip(upper=max_weight)
+    return weights
+
+
 def rebalance_orders(day: dt.date, weights: pd.Series, holdings: dict[str, float], nav: float,
                      prices: dict[str, float], intent: str = "rebalance") -> list[OrderIntent]:
     """Whole-share orders that move ``holdings`` to ``weights`` of ``nav`` at ``prices``."""

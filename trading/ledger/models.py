@@ -36,6 +36,8 @@ class Signal(Base):
     model_name: Mapped[str] = mapped_column(String(100), nullable=False)
     model_version: Mapped[str] = mapped_column(String(32), nullable=False)
     reasons: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # top SHAP, JSON
+    probability: Mapped[float | None] = mapped_column(Float, nullable=True)  # meta-labeler
+    bet_size: Mapped[float | None] = mapped_column(Float, nullable=True)  # side × probability
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
 
 

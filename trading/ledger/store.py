@@ -74,7 +74,8 @@ class Ledger:
     # signals
     def record_signals(self, day: dt.date, scores: pd.DataFrame, model_name: str,
                        model_version: str) -> int:
-        """``scores``: symbol, score, reasons (list). Returns rows added."""
+        """``scores``: symbol, score, reasons (list), and with meta-labeling probability and
+        size. Returns rows added."""
         ranks = scores["score"].rank(ascending=False, method="first").astype(int)
         added = 0
         with self.session() as s, s.begin():
@@ -85,7 +86,9 @@ class Ledger:
                     continue
                 s.add(Signal(trading_day=day, symbol=row["symbol"], score=float(row["score"]),
                              rank=int(rank), model_name=model_name, model_version=model_version,
-                             reasons=json.dumps(row.get("reasons", []))))
+                             reasons=json.dumps(row.get("reasons", [])),
+                             probability=_optional(row.get("probability")),
+                             bet_size=_optional(row.get("size"))))
                 added += 1
         return added
 
@@ -178,3 +181,7 @@ class Ledger:
 
     def table(self, model) -> pd.DataFrame:
         return pd.read_sql(select(model), self.engine)
+
+
+def _optional(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
