@@ -151,6 +151,23 @@ def train(root: RootOpt = None) -> None:
     _print_metrics(f"challenger v{out['version']} (out of sample)", out["oos"])
 
 
+@app.command("train-tft")
+@command
+def train_tft(root: RootOpt = None) -> None:
+    """Train the Temporal Fusion Transformer challenger on the ensemble's walk-forward folds."""
+    from pipelines.train_tft import run_train_tft
+
+    project = _project(root)
+    with console.status("training the TFT on each walk-forward fold"):
+        out = run_train_tft(project)
+    _print_metrics(f"{out['model']} v{out['version']} (out of sample)", out["oos"])
+    if out["vs_ensemble"]:
+        v = out["vs_ensemble"]
+        console.print(f"same rows: TFT rank IC {v['tft_rank_ic']:.4f}, ensemble "
+                      f"{v['ensemble_rank_ic']:.4f}, score correlation "
+                      f"{v['score_correlation']:.3f}")
+
+
 @app.command()
 @command
 def evaluate(root: RootOpt = None) -> None:
@@ -379,7 +396,8 @@ def _print_metrics(title: str, metrics: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("rank_ic", "ic", "icir", "hit_rate", "sharpe_annualized",
-                "probabilistic_sharpe", "deflated_sharpe", "n_trials"):
+                "sharpe_net_annualized", "turnover", "probabilistic_sharpe", "deflated_sharpe",
+                "n_trials", "meta_primary_precision", "meta_precision", "meta_coverage"):
         if key in metrics:
             table.add_row(key, f"{metrics[key]:.4f}")
     console.print(table)

@@ -1,4 +1,5 @@
-"""retrain: ingest → validate → features → tune → train → gate → promote."""
+"""retrain: ingest → validate → features → tune → train → gate → promote (and the TFT
+challenger when ``model.tft.enabled``)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,15 @@ def gate(project: Project) -> dict:
     return {"promoted": decision.promote, "reasons": decision.reasons}
 
 
+@task(cache_policy=NO_CACHE)
+def train_tft(project: Project) -> dict:
+    from pipelines.train_tft import run_train_tft
+
+    out = run_train_tft(project)
+    return {"version": out["version"], "rank_ic": out["oos"]["rank_ic"],
+            "vs_ensemble": out["vs_ensemble"]}
+
+
 @flow(name="retrain", log_prints=True)
 def retrain(root: str | None = None, as_of: dt.date | None = None, reason: str = "schedule",
             refresh_data: bool = True) -> dict:
@@ -62,6 +72,9 @@ def retrain(root: str | None = None, as_of: dt.date | None = None, reason: str =
     build_features(project)
     trained = tune_and_train(project)
     decision = gate(project)
+    if project.params.model.tft.enabled:
+        tft = train_tft(project)
+        logger.info("TFT challenger v%s: rank IC %.4f", tft["version"], tft["rank_ic"])
     logger.info("v%s: %s — %s", trained["version"],
                 "promoted to champion" if decision["promoted"] else "not promoted",
                 "; ".join(decision["reasons"]))

@@ -112,3 +112,18 @@ def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
         n_trials=len(study.trials),
         trial_sharpes=[float(s) for s in sharpes if np.isfinite(s)],
     )
+
+
+def record_ensemble(storage: str, study_name: str, rank_ic: float, sharpe_ratio: float
+                    ) -> TuningResult:
+    """Add the stacked ensemble's own walk-forward result as a trial of its own study, so
+    that every ensemble ever evaluated on this dataset counts towards the DSR too."""
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
+                                load_if_exists=True)
+    study.set_user_attr("objective", "ensemble")
+    study.add_trial(optuna.trial.create_trial(value=rank_ic, params={}, distributions={},
+                                              user_attrs={"sharpe": sharpe_ratio}))
+    sharpes = [t.user_attrs["sharpe"] for t in study.trials if "sharpe" in t.user_attrs]
+    return TuningResult(study_name=study_name, best_params={}, best_value=float(
+        study.best_value), n_trials=len(study.trials),
+        trial_sharpes=[float(s) for s in sharpes if np.isfinite(s)])

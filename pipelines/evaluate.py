@@ -59,12 +59,14 @@ def path_table(frames: list[pd.DataFrame], quantile: float, horizon: int,
     return pd.DataFrame(rows)
 
 
-def run_evaluate(project: Project) -> GateDecision:
+def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecision:
+    """Gate the challenger that ``metrics/train.json`` names; ``ts``: the training set it
+    was trained on (default: rebuilt from the feature store)."""
     p = project.params
     trained = json.loads((project.metrics_dir / "train.json").read_text())
     name, version = trained["model"], trained["version"]
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, p.model.name)
-    ts = training_set(project)
+    ts = ts if ts is not None else training_set(project)
     h, q = p.features.label_horizon, p.portfolio.quantile
     splits = combinatorial_purged(ts.dates, p.cv.cpcv_groups, p.cv.cpcv_test_groups, h,
                                   p.cv.embargo_days)

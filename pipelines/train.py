@@ -30,13 +30,14 @@ from models.metrics import (
     deflated_sharpe,
     fold_metrics,
     long_short_returns,
+    mean_rank_ic,
     probabilistic_sharpe,
     sharpe,
     sized_long_short_returns,
     summarize,
 )
 from models.signal import SignalModel
-from models.tuning import TuningResult, out_of_sample, tune_member
+from models.tuning import TuningResult, out_of_sample, record_ensemble, tune_member
 from models.weights import sample_weights
 from pipelines.featurize import open_feature_store
 from trading.costs import CostModel
@@ -190,10 +191,13 @@ def train_candidate(project: Project, ts: TrainingSet, callbacks: list | None = 
     # The ensemble's own walk-forward predictions: stacking inside each fold's training rows.
     oos = out_of_sample(lambda: ensemble_from(recipe), ts.X, ts.y, ts.dates, ts.symbols,
                         splits, w)
-    ensemble_sharpe = sharpe(long_short_returns(oos, p.portfolio.quantile,
-                                                p.features.label_horizon))
-    trial_sharpes = [s for r in tuned.values() for s in r.trial_sharpes] + [ensemble_sharpe]
-    n_trials = sum(r.n_trials for r in tuned.values()) + 1
+    ensembles = record_ensemble(
+        project.optuna_url, f"{p.model.name}-{ts.fingerprint[:12]}-ensemble",
+        mean_rank_ic(oos["score"], oos["label"], oos["date"]),
+        sharpe(long_short_returns(oos, p.portfolio.quantile, p.features.label_horizon)))
+    studies = [*tuned.values(), ensembles]
+    trial_sharpes = [s for r in studies for s in r.trial_sharpes]
+    n_trials = sum(r.n_trials for r in studies)
     metrics = oos_metrics(oos, project, trial_sharpes, n_trials, cost)
     per_fold = fold_metrics(oos, p.portfolio.quantile, p.features.label_horizon, cost)
 

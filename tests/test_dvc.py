@@ -47,6 +47,8 @@ def test_repro_then_experiment(tmp_path):
 
     sh(["dvc", "exp", "run", "-S", "tuning.n_trials=2"], work)
     trained = json.loads((work / "metrics" / "train.json").read_text())
-    # Same data, same Optuna study: the DSR counts the 3 earlier trials and the 2 new ones.
-    assert trained["oos"]["n_trials"] == 5.0
+    # Same data, same Optuna studies: the DSR counts, per member objective, the 3 earlier
+    # trials and the 2 new ones, and both ensembles evaluated.
+    objectives = len(yaml.safe_load((work / "params.yaml").read_text())["model"]["objectives"])
+    assert trained["oos"]["n_trials"] == objectives * 5 + 2
     assert "tuning.n_trials" in sh(["dvc", "exp", "show", "--no-pager", "--csv"], work)
