@@ -41,17 +41,6 @@ def configure(tracking_uri: str, artifact_root: Path, experiment: str) -> str:
     return exp_id
 
 
-class SignalPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow's view of a :class:`SignalModel`, so ``mlflow models serve`` can score a
-    cross-section (one date's rows per request)."""
-
-    def load_context(self, context) -> None:
-        self.signal = SignalModel.load(Path(context.artifacts["signal"]))
-
-    def predict(self, context, model_input, params=None):
-        return self.signal.score(model_input)
-
-
 def log_candidate(name: str, signal: SignalModel, X_sample: pd.DataFrame, *, params: dict,
                   hyperparameters: dict[str, object], metrics: dict[str, float],
                   tags: dict[str, str], figures: dict[str, object],
@@ -73,7 +62,8 @@ def log_candidate(name: str, signal: SignalModel, X_sample: pd.DataFrame, *, par
         signal_dir = signal.save(Path(tmp) / "signal")
         signature = infer_signature(X_sample, signal.score(X_sample))
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=SignalPyfunc(), artifacts={"signal": str(signal_dir)},
+            name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={"signal": str(signal_dir)},
             signature=signature, input_example=X_sample.head(3), registered_model_name=name,
         )
     version = str(info.registered_model_version)

@@ -43,10 +43,18 @@ def test_first_day_records_signals_and_places_risk_checked_orders(traded):
     ledger = Ledger(project.ledger_url)
     orders = ledger.orders(day=dt.date.fromisoformat(first["day"]))
     n = project.params.data.synthetic.n_symbols
-    assert len(first["orders_submitted"]) == 2 * int(n * project.params.portfolio.quantile)
     assert {o.status for o in orders} == {"FILLED"}  # filled at the next day's close
     signals = ledger.table(Signal)
-    assert len(signals[signals["trading_day"] == pd.Timestamp(first["day"]).date()]) == n
+    today = signals[signals["trading_day"] == pd.Timestamp(first["day"]).date()]
+    assert len(today) == n
+    # meta-labeling: every signal has a probability; only the trusted sides get a bet, and
+    # exactly those names are traded
+    assert today["probability"].between(0, 1).all()
+    bets = today.set_index("symbol")["bet_size"]
+    threshold = project.params.model.meta_label.threshold
+    assert ((bets == 0) | (bets.abs() >= threshold)).all()
+    assert 0 < (bets != 0).sum() <= 2 * int(n * project.params.portfolio.quantile)
+    assert {o.symbol for o in orders} == set(bets.index[bets != 0])
     assert "shap" in signals["reasons"].iloc[0]  # every signal carries its top SHAP reasons
     assert signals["model_version"].iloc[0] == first["model_version"]
     report = project.reports_dir / "daily" / f"{first['day']}.md"

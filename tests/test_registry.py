@@ -95,3 +95,22 @@ def test_rollback_restores_the_previous_champion(trained_project, tmp_path):
     assert registry.alias_version(project.params.model.name, registry.CHAMPION) == "1"
     tags = MlflowClient().get_model_version(project.params.model.name, "2").tags
     assert "bad fills" in tags["rollback.from"]
+
+
+def test_registry_keeps_the_newest_versions_and_the_rollback_target(tmp_path):
+    import mlflow
+
+    registry.configure(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", "keep")
+    client = MlflowClient()
+    client.create_registered_model("keep")
+    with mlflow.start_run() as run:
+        mlflow.log_dict({"x": 1}, "model/x.json")
+    for _ in range(6):
+        client.create_model_version("keep", f"{run.info.artifact_uri}/model", run.info.run_id)
+    client.set_model_version_tag("keep", "1", "gate.decision", "promote")
+    client.set_model_version_tag("keep", "3", "gate.decision", "promote")
+    client.set_registered_model_alias("keep", registry.CHAMPION, "3")
+    deleted = registry.prune_versions("keep", keep=2)
+    left = sorted(int(v.version) for v in client.search_model_versions("name='keep'"))
+    # newest two (5, 6), the champion (3), and v1: the version a rollback would restore
+    assert left == [1, 3, 5, 6] and sorted(deleted) == ["2", "4"]
