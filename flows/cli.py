@@ -319,14 +319,19 @@ def model_status(root: RootOpt = None) -> None:
     name = project.params.model.name
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, name)
     client = MlflowClient()
-    for alias in (registry.CHAMPION, registry.CHALLENGER):
-        version = registry.alias_version(name, alias)
-        if version is None:
-            console.print(f"{alias}: none")
-            continue
-        tags = client.get_model_version(name, version).tags
-        console.print(f"{alias}: {name} v{version} — {tags.get('gate.decision', 'not gated')}: "
-                      f"{tags.get('gate.reasons', '')}")
+    for model in (name, f"{name}-tft"):
+        found = {a: registry.alias_version(model, a)
+                 for a in (registry.CHAMPION, registry.CHALLENGER)}
+        if model != name and not any(found.values()):
+            continue  # no TFT challenger trained
+        for alias, version in found.items():
+            if version is None:
+                console.print(f"{alias}: none" if model == name else f"{model} {alias}: none")
+                continue
+            tags = client.get_model_version(model, version).tags
+            console.print(f"{alias}: {model} v{version} — "
+                          f"{tags.get('gate.decision', 'not gated')}: "
+                          f"{tags.get('gate.reasons', '')}")
 
 
 @model_app.command("rollback")

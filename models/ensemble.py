@@ -121,8 +121,8 @@ class TreeEnsemble(BaseEstimator):
             else pd.DataFrame([[1.0]], index=self.member_names, columns=self.member_names)
         self.redundant_ = redundant_pairs(self.diversity_, self.redundancy_corr)
         for a, b, rho in self.redundant_:
-            log.warning("ensemble members %s and %s are redundant: out-of-fold correlation "
-                        "%.3f > %.2f", a, b, rho, self.redundancy_corr)
+            log.info("ensemble members %s and %s are redundant: out-of-fold correlation "
+                     "%.3f > %.2f", a, b, rho, self.redundancy_corr)
         self.members_ = [self._member(spec).fit(X, y, dates, sample_weight)
                          for spec in self.members]
         self.feature_names_in_ = np.asarray(X.columns)

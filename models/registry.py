@@ -63,7 +63,7 @@ def log_candidate(name: str, signal: SignalModel, X_sample: pd.DataFrame, *, par
         signature = infer_signature(X_sample, signal.score(X_sample))
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={"signal": str(signal_dir)},
+            artifacts={"signal": str(signal_dir)}, pip_requirements=_requirements(),
             signature=signature, input_example=X_sample.head(3), registered_model_name=name,
         )
     version = str(info.registered_model_version)
@@ -72,6 +72,14 @@ def log_candidate(name: str, signal: SignalModel, X_sample: pd.DataFrame, *, par
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     return Registered(run.info.run_id, version)
+
+
+def _requirements() -> list[str]:
+    """The scoring stack at its installed versions (the pyfunc also needs this package)."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "numpy", "pandas",
+                                            "scipy", "scikit-learn", "shap")]
 
 
 def prune_versions(name: str, keep: int) -> list[str]:

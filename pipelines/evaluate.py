@@ -75,20 +75,29 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
     cost = cost_per_turnover(project)
     log.info("CPCV: %d splits, %d backtest paths", len(splits), len(paths))
 
-    challenger_paths = path_table(path_predictions(
-        cpcv_scores(trained["recipe"], ts, splits, groups, "challenger"), paths), q, h, cost)
-    challenger = {"deflated_sharpe": trained["oos"]["deflated_sharpe"],
-                  "n_trials": trained["oos"]["n_trials"],
-                  "rank_ic": float(challenger_paths["rank_ic"].mean()),
-                  "sharpe_net": float(challenger_paths["sharpe_net"].mean()),
-                  "n_paths": len(paths)}
-
+    leaks = trained["feature_validation"]["leaks"]
     champion_version = registry.alias_version(name, registry.CHAMPION)
     champion, champion_paths, unusable = None, None, None
-    if champion_version is not None and champion_version != version:
+    if leaks:  # refused whatever the paths say: do not spend the CPCV fits
+        log.warning("suspected leak: the CPCV comparison is skipped and the gate refuses")
+        challenger_paths = pd.DataFrame({"path": [], "rank_ic": [], "sharpe_net": []})
+        challenger = {"deflated_sharpe": trained["oos"]["deflated_sharpe"],
+                      "n_trials": trained["oos"]["n_trials"],
+                      "rank_ic": trained["oos"]["rank_ic"], "sharpe_net": float("nan"),
+                      "n_paths": 0}
+    else:
+        challenger_paths = path_table(path_predictions(
+            cpcv_scores(trained["recipe"], ts, splits, groups, "challenger"), paths), q, h,
+            cost)
+        challenger = {"deflated_sharpe": trained["oos"]["deflated_sharpe"],
+                      "n_trials": trained["oos"]["n_trials"],
+                      "rank_ic": float(challenger_paths["rank_ic"].mean()),
+                      "sharpe_net": float(challenger_paths["sharpe_net"].mean()),
+                      "n_paths": len(paths)}
+    if not leaks and champion_version is not None and champion_version != version:
         try:
             recipe = registry.recipe(name, champion_version)
-        except Exception as exc:
+        except Exception as exc:  # an older version may lack a recipe
             recipe, unusable = None, f"champion v{champion_version} has no recipe ({exc})"
         if recipe is not None:
             missing = [f for f in recipe["features"] if f not in ts.X.columns]
@@ -103,7 +112,9 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
                 challenger["paths_won"] = int(
                     (challenger_paths["rank_ic"] > champion_paths["rank_ic"]).sum())
 
-    decision = decide(challenger, champion, p.gate, trained["feature_validation"]["leaks"])
+    decision = decide(challenger, champion, p.gate, leaks)
+    if leaks:
+        decision.reasons.append("CPCV comparison skipped (rank IC above is walk-forward)")
     if unusable:
         decision.reasons.append(f"{unusable}: compared with the bars only")
     registry.record_decision(name, version, decision, {

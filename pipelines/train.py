@@ -221,6 +221,10 @@ def train_candidate(project: Project, ts: TrainingSet, callbacks: list | None = 
             oos["date"].to_numpy(), w[rows])
 
     ensemble = ensemble_from(recipe).fit(ts.X, ts.y, ts.dates, w)
+    for a, b, rho in ensemble.redundant_:
+        log.warning("ensemble members %s and %s are redundant: out-of-fold correlation %.3f "
+                    "> model.redundancy_corr %.2f; consider dropping one", a, b, rho,
+                    p.model.redundancy_corr)
     signal = SignalModel(ensemble, meta)
     report = feature_validation(project, ts, splits, recipe, w)
     for leak in report.leaks:

@@ -71,3 +71,18 @@ def test_tft_challenger_is_trained_compared_and_registered(trained_project, tmp_
     assert mv.tags["gate.decision"] in {"promote", "reject"}
     artifacts = {a.path for a in MlflowClient().list_artifacts(mv.run_id)}
     assert {"tft_importance.json", "tft_importance.png", "fold_metrics.md"} <= artifacts
+
+
+def test_device_parameter():
+    import pytest
+    import torch
+
+    from models.tft import accelerator
+
+    assert accelerator("cpu") == "cpu"
+    if torch.cuda.is_available():
+        assert accelerator("auto") == accelerator("cuda") == "gpu"
+    else:
+        assert accelerator("auto") == "cpu"
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            accelerator("cuda")
