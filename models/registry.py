@@ -89,7 +89,7 @@ def prune_versions(name: str, keep: int) -> list[str]:
     versions = sorted(client.search_model_versions(f"name='{name}'"),
                       key=lambda v: int(v.version), reverse=True)
     champion = alias_version(name, CHAMPION)
-    protected = {str(v.version) for v in versions if v.aliases}
+    protected = {str(v) for v in client.get_registered_model(name).aliases.values()}
     if champion is not None:
         earlier = [v for v in versions if v.tags.get("gate.decision") == "promote"
                    and int(v.version) < int(champion)]

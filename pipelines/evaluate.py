@@ -78,8 +78,13 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
     leaks = trained["feature_validation"]["leaks"]
     champion_version = registry.alias_version(name, registry.CHAMPION)
     champion, champion_paths, unusable = None, None, None
-    if leaks:  # refused whatever the paths say: do not spend the CPCV fits
-        log.warning("suspected leak: the CPCV comparison is skipped and the gate refuses")
+    # The cheap bars first: a suspected leak or a DSR below the bar refuses whatever the
+    # paths say, so the CPCV fits are not spent.
+    skip = ("a suspected leak" if leaks else
+            "the DSR is below the bar" if trained["oos"]["deflated_sharpe"]
+            < p.gate.min_deflated_sharpe else None)
+    if skip:
+        log.info("%s: the CPCV comparison is skipped and the gate refuses", skip)
         challenger_paths = pd.DataFrame({"path": [], "rank_ic": [], "sharpe_net": []})
         challenger = {"deflated_sharpe": trained["oos"]["deflated_sharpe"],
                       "n_trials": trained["oos"]["n_trials"],
@@ -94,7 +99,7 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
                       "rank_ic": float(challenger_paths["rank_ic"].mean()),
                       "sharpe_net": float(challenger_paths["sharpe_net"].mean()),
                       "n_paths": len(paths)}
-    if not leaks and champion_version is not None and champion_version != version:
+    if not skip and champion_version is not None and champion_version != version:
         try:
             recipe = registry.recipe(name, champion_version)
         except Exception as exc:  # an older version may lack a recipe
@@ -113,8 +118,9 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
                     (challenger_paths["rank_ic"] > champion_paths["rank_ic"]).sum())
 
     decision = decide(challenger, champion, p.gate, leaks)
-    if leaks:
-        decision.reasons.append("CPCV comparison skipped (rank IC above is walk-forward)")
+    if skip:
+        decision.reasons.append(f"CPCV comparison skipped: {skip} (rank IC above is "
+                                f"walk-forward)")
     if unusable:
         decision.reasons.append(f"{unusable}: compared with the bars only")
     registry.record_decision(name, version, decision, {
