@@ -35,7 +35,7 @@ def market(symbols: int, days: int, params):
     from pipelines.featurize import build
     from pipelines.synthetic import generate_market
 
-    cal = sessions("XNYS", "2010-01-04", "2035-12-31")
+    cal = sessions("XNYS", "2010-01-04", "2026-11-20")
     bars, _ = generate_market(symbols, cal[0], cal[days - 1], seed=1)
     tables = build(bars, params.features)
     frame = tables.features.merge(tables.labels, on=["symbol", "date"])
