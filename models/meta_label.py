@@ -16,8 +16,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-PRIMARY_COLUMNS = ("primary_z", "primary_pct")
-
 
 def primary_position(score: np.ndarray, dates: np.ndarray | None) -> pd.DataFrame:
     """Per-date z-score and percentile rank of the primary score."""
@@ -30,8 +28,9 @@ def primary_position(score: np.ndarray, dates: np.ndarray | None) -> pd.DataFram
 
 
 def sides(score: np.ndarray, dates: np.ndarray | None, quantile: float) -> np.ndarray:
-    pos = primary_position(score, dates)
-    keys = np.zeros(len(pos)) if dates is None else np.asarray(dates)
+    """+1 for a date's top ``quantile`` of scores, -1 for its bottom, 0 elsewhere (the
+    research book's legs, ``models.metrics.book_weights``)."""
+    keys = np.zeros(len(score)) if dates is None else np.asarray(dates)
     count = pd.Series(keys).map(pd.Series(keys).value_counts()).to_numpy()
     n = np.maximum(np.floor(count * quantile), 1)
     rank = pd.Series(np.asarray(score)).groupby(keys).rank(method="first").to_numpy()

@@ -181,11 +181,11 @@ def train_candidate(project: Project, ts: TrainingSet, callbacks: list | None = 
     p = project.params
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, p.model.name)
     splits = folds(project, ts)
-    tuned = tune_members(project, ts, splits, weights_for(
-        {"sample_weights": p.model.sample_weights.model_dump(),
-         "horizon": p.features.label_horizon}, ts), callbacks)
+    # the recipe's weighting scheme comes from the same params: one set of weights for all
+    w = weights_for({"sample_weights": p.model.sample_weights.model_dump(),
+                     "horizon": p.features.label_horizon}, ts)
+    tuned = tune_members(project, ts, splits, w, callbacks)
     recipe = make_recipe(p, tuned, ts.features)
-    w = weights_for(recipe, ts)
     cost = cost_per_turnover(project)
 
     # The ensemble's own walk-forward predictions: stacking inside each fold's training rows.
