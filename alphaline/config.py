@@ -140,6 +140,13 @@ class TFTParams(_Section):
     learning_rate: Annotated[float, Field(gt=0, le=1)]
     quantiles: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
 
+    @model_validator(mode="after")
+    def _has_median(self) -> TFTParams:
+        if 0.5 not in self.quantiles:
+            raise ValueError(f"quantiles must include 0.5 (the score is the median "
+                             f"forecast), got {self.quantiles}")
+        return self
+
 
 class ModelParams(_Section):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]

@@ -133,8 +133,9 @@ class TFTForecaster:
     def predict(self, panel: pd.DataFrame, first_date: pd.Timestamp) -> pd.DataFrame:
         """``date, symbol, score`` for each scored date ≥ ``first_date`` with a full window."""
         frame, out = self._predict_raw(panel, first_date)
-        median = list(self.config.quantiles).index(0.5) if 0.5 in self.config.quantiles \
-            else len(self.config.quantiles) // 2
+        if 0.5 not in self.config.quantiles:
+            raise ValueError("the TFT scores with the median: quantiles must include 0.5")
+        median = list(self.config.quantiles).index(0.5)
         forecast = out.output["prediction"][..., median].cpu().numpy()  # (n, h+1)
         score = forecast[:, 1:].sum(axis=1)
         index = out.index  # time_idx = first forecast step, symbol

@@ -85,3 +85,9 @@ def test_overrides_are_validated():
         params.with_overrides({"tuning.n_trials": 0})
     with pytest.raises(ConfigError, match="unknown parameter"):
         params.with_overrides({"tuning.trials": 3})
+
+
+def test_tft_quantiles_must_include_the_median():
+    params = load_params(REPO / "params.yaml")
+    with pytest.raises(ConfigError, match=r"model\.tft.*0\.5"):
+        params.with_overrides({"model.tft.quantiles": [0.1, 0.9]})
