@@ -41,7 +41,7 @@ def main() -> None:
     project = Project.load(root)
     project.ensure_dirs()
 
-    from pipelines import evaluate, featurize, ingest, train
+    from alphaline.pipelines import evaluate, featurize, ingest, train
 
     t: dict[str, float] = {}
 
@@ -67,7 +67,7 @@ def main() -> None:
 
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.daily_trading import daily_trading
+    from alphaline.flows.daily_trading import daily_trading
 
     day = sessions(params.data.calendar, params.data.end + dt.timedelta(days=1),
                    params.data.end + dt.timedelta(days=7))[0].date()

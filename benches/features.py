@@ -35,7 +35,7 @@ def _bars(args) -> Path:
     path = Path(tempfile.gettempdir()) / f"alphaline-bench-bars-{args.symbols}x{args.days}.parquet"
     if not path.exists():
         from alphaline.calendar import sessions
-        from pipelines.synthetic import generate_market
+        from alphaline.pipelines.synthetic import generate_market
 
         days = sessions("XNYS", "1990-01-02", "2023-12-29")[-args.days:]
         bars, _ = generate_market(args.symbols, days[0], days[-1], seed=1)
@@ -47,8 +47,8 @@ def stage(name: str, bars_path: Path, args) -> dict:
     import numpy as np
     import pandas as pd
 
-    from features.compute import compute_features
-    from features.registry import SETS, feature_names, get
+    from alphaline.features.compute import compute_features
+    from alphaline.features.registry import SETS, feature_names, get
 
     bars = pd.read_parquet(bars_path)
     rows = len(bars)
@@ -58,7 +58,7 @@ def stage(name: str, bars_path: Path, args) -> dict:
         return {"seconds": time.perf_counter() - start, "rows": rows,
                 "columns": out.shape[1] - 2}
     if name == "reference":
-        from features.alpha158_reference import alpha158_reference
+        from alphaline.features.alpha158_reference import alpha158_reference
 
         keep = sorted(bars["symbol"].unique())[: args.reference_symbols]
         part = bars[bars["symbol"].isin(keep)]
@@ -74,7 +74,7 @@ def stage(name: str, bars_path: Path, args) -> dict:
         return {"seconds": time.perf_counter() - start, "rows": rows,
                 "columns": out.shape[1] - 2}
     if name == "feast":
-        from features import store as feast_store
+        from alphaline.features import store as feast_store
 
         names = [n for n in feature_names(SETS) if n != "garch_vol"]
         feats = compute_features(bars, get(names))

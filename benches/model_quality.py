@@ -41,7 +41,7 @@ def project_at(root: Path, overrides: dict) -> Project:
 
 
 def prepare(project: Project) -> None:
-    from pipelines import featurize, ingest
+    from alphaline.pipelines import featurize, ingest
 
     ingest.ingest_history(project)
     ingest.validate_history(project)
@@ -50,8 +50,8 @@ def prepare(project: Project) -> None:
 
 
 def oracle(project: Project) -> float:
-    from pipelines.sources import SyntheticSource
-    from pipelines.synthetic import oracle_ic
+    from alphaline.pipelines.sources import SyntheticSource
+    from alphaline.pipelines.synthetic import oracle_ic
 
     p = project.params
     syn = p.data.synthetic
@@ -62,7 +62,7 @@ def oracle(project: Project) -> float:
 
 
 def run_market(root: Path, overrides: dict, leak: bool = False) -> dict:
-    from pipelines import evaluate, train
+    from alphaline.pipelines import evaluate, train
 
     project = project_at(root, overrides)
     start = time.perf_counter()

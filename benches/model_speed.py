@@ -32,8 +32,8 @@ from alphaline.config import load_params  # noqa: E402
 
 def market(symbols: int, days: int, params):
     from alphaline.calendar import sessions
-    from pipelines.featurize import build
-    from pipelines.synthetic import generate_market
+    from alphaline.pipelines.featurize import build
+    from alphaline.pipelines.synthetic import generate_market
 
     cal = sessions("XNYS", "2010-01-04", "2026-11-20")
     bars, _ = generate_market(symbols, cal[0], cal[days - 1], seed=1)
@@ -56,9 +56,9 @@ def timed(fn, repeat: int = 1) -> tuple[float, object]:
 
 
 def inference(params, symbols: int) -> dict:
-    from models.ensemble import TreeEnsemble
-    from models.meta_label import MetaLabeler
-    from models.signal import SignalModel
+    from alphaline.models.ensemble import TreeEnsemble
+    from alphaline.models.meta_label import MetaLabeler
+    from alphaline.models.signal import SignalModel
 
     X, y, dates, _ = market(symbols, 320, params)
     members = [{"objective": o, "seed": 1, "n_estimators": params.model.n_estimators}
@@ -91,9 +91,9 @@ def inference(params, symbols: int) -> dict:
 
 
 def retrain_projection(params, symbols: int, days: int, trials: int) -> dict:
-    from models.cv import combinatorial_purged, purged_walk_forward
-    from models.ensemble import TreeEnsemble
-    from models.lgbm import LGBMMember
+    from alphaline.models.cv import combinatorial_purged, purged_walk_forward
+    from alphaline.models.ensemble import TreeEnsemble
+    from alphaline.models.lgbm import LGBMMember
 
     start = time.perf_counter()
     X, y, dates, _ = market(symbols, days, params)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from features.rolling import (
+from alphaline.features.rolling import (
     Moments,
     first_value,
     rolling_mean,

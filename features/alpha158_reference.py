@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.alpha158 import WINDOWS
+from alphaline.features.alpha158 import WINDOWS
 
 
 def Ref(x, d):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.registry import FAMILIES, FeatureDef, Panel, get
+from alphaline.features.registry import FAMILIES, FeatureDef, Panel, get
 
 KEYS = ["symbol", "date"]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features import alpha158
-from features import core as ta
-from features.liquidity import LIQUIDITY, liquidity
-from features.risk import RISK, risk
-from features.technical import TECHNICAL, technical
+from alphaline.features import alpha158
+from alphaline.features import core as ta
+from alphaline.features.liquidity import LIQUIDITY, liquidity
+from alphaline.features.risk import RISK, risk
+from alphaline.features.technical import TECHNICAL, technical
 
 Panel = dict[str, pd.DataFrame]  # "open" | "high" | "low" | "close" | "volume" -> wide frame
 # A family yields (name, wide frame); ``wanted`` lets it skip work nobody asked for.

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from arch import arch_model
 
-from features.rolling import Moments, window_sum
+from alphaline.features.rolling import Moments, window_sum
 
 Wide = pd.DataFrame
 GARCH_MIN_OBS = 250

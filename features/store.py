@@ -24,7 +24,7 @@ from feast.repo_config import RepoConfig
 from feast.types import Float32
 from feast.value_type import ValueType
 
-from features.registry import get
+from alphaline.features.registry import get
 
 PROJECT = "alphaline"
 VIEW = "bar_features"

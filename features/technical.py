@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features import core as ta
+from alphaline.features import core as ta
 
 Wide = pd.DataFrame
 

@@ -53,8 +53,8 @@ def _logging(verbose: bool = False) -> None:
 
 def command(fn):
     """Map known failures to exit codes with a one-paragraph message, no traceback."""
-    from pipelines.sources import SourceError
-    from pipelines.validate import ValidationFailed
+    from alphaline.pipelines.sources import SourceError
+    from alphaline.pipelines.validate import ValidationFailed
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -99,7 +99,7 @@ def _trial_progress(n_trials: int):
 @command
 def ingest(root: RootOpt = None) -> None:
     """Fetch the research history [data.start, data.end] into data/raw."""
-    from pipelines.ingest import ingest_history
+    from alphaline.pipelines.ingest import ingest_history
 
     project = _project(root)
     with console.status(f"fetching bars from {project.params.data.source}"):
@@ -112,7 +112,7 @@ def ingest(root: RootOpt = None) -> None:
 @command
 def validate(root: RootOpt = None) -> None:
     """Validate data/raw with Great Expectations; on success write data/validated."""
-    from pipelines.ingest import validate_history
+    from alphaline.pipelines.ingest import validate_history
 
     project = _project(root)
     with console.status("validating with Great Expectations"):
@@ -126,8 +126,8 @@ def validate(root: RootOpt = None) -> None:
 @command
 def featurize(root: RootOpt = None) -> None:
     """Compute features and labels from data/validated; register them with Feast."""
-    from pipelines import featurize as fz
-    from pipelines.ingest import load_validated
+    from alphaline.pipelines import featurize as fz
+    from alphaline.pipelines.ingest import load_validated
 
     project = _project(root)
     with console.status("computing features"):
@@ -141,7 +141,7 @@ def featurize(root: RootOpt = None) -> None:
 @command
 def train(root: RootOpt = None) -> None:
     """Tune and train on the Feast training set; register the model as challenger."""
-    from pipelines.train import run_train
+    from alphaline.pipelines.train import run_train
 
     project = _project(root)
     progress, callback = _trial_progress(
@@ -155,7 +155,7 @@ def train(root: RootOpt = None) -> None:
 @command
 def train_tft(root: RootOpt = None) -> None:
     """Train the Temporal Fusion Transformer challenger on the ensemble's walk-forward folds."""
-    from pipelines.train_tft import run_train_tft
+    from alphaline.pipelines.train_tft import run_train_tft
 
     project = _project(root)
     with console.status("training the TFT on each walk-forward fold"):
@@ -172,7 +172,7 @@ def train_tft(root: RootOpt = None) -> None:
 @command
 def evaluate(root: RootOpt = None) -> None:
     """Gate the challenger: absolute bars, then the champion on the same folds."""
-    from pipelines.evaluate import run_evaluate
+    from alphaline.pipelines.evaluate import run_evaluate
 
     project = _project(root)
     with console.status("evaluating challenger against champion"):
@@ -191,7 +191,7 @@ def retrain(root: RootOpt = None,
             as_of: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None
             ) -> None:
     """Run the retrain flow (ingest → validate → features → tune → train → gate)."""
-    from flows.retrain import retrain as retrain_flow
+    from alphaline.flows.retrain import retrain as retrain_flow
 
     project = _project(root)
     out = retrain_flow(root=str(project.root), as_of=as_of.date() if as_of else None,
@@ -204,7 +204,7 @@ def retrain(root: RootOpt = None,
 @command
 def trade(root: RootOpt = None, day: DayOpt = None) -> None:
     """Run the daily trading flow for one exchange day (paper broker)."""
-    from flows.daily_trading import daily_trading
+    from alphaline.flows.daily_trading import daily_trading
 
     project = _project(root)
     out = daily_trading(day=day.date() if day else None, root=str(project.root))
@@ -222,7 +222,7 @@ def drift(root: RootOpt = None,
           as_of: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
           no_retrain: Annotated[bool, typer.Option(help="measure only")] = False) -> None:
     """Run the drift check; over the PSI threshold it starts retrain."""
-    from flows.drift_check import drift_check
+    from alphaline.flows.drift_check import drift_check
 
     project = _project(root)
     out = drift_check(root=str(project.root), as_of=as_of.date() if as_of else None,
@@ -236,7 +236,7 @@ def drift(root: RootOpt = None,
 @command
 def deploy(root: RootOpt = None) -> None:
     """Create or update the scheduled deployments in the Prefect API (without serving)."""
-    from flows.deployments import register
+    from alphaline.flows.deployments import register
 
     ids = register(_project(root))
     console.print(f"{len(ids)} deployments registered")
@@ -246,7 +246,7 @@ def deploy(root: RootOpt = None) -> None:
 @command
 def serve(root: RootOpt = None) -> None:
     """Create the scheduled deployments and serve them until interrupted (see the Prefect UI)."""
-    from flows.deployments import serve_all
+    from alphaline.flows.deployments import serve_all
 
     serve_all(_project(root))
 
@@ -256,7 +256,7 @@ def serve(root: RootOpt = None) -> None:
 def halt(reason: Annotated[str, typer.Option(help="why trading stops")], root: RootOpt = None
          ) -> None:
     """Kill switch: the risk engine rejects every new order until `alphaline resume`."""
-    from trading.ledger import Ledger
+    from alphaline.trading.ledger import Ledger
 
     Ledger(_project(root).ledger_url).set_trading_state("HALTED", reason)
     console.print("trading HALTED")
@@ -267,7 +267,7 @@ def halt(reason: Annotated[str, typer.Option(help="why trading stops")], root: R
 def resume(reason: Annotated[str, typer.Option()] = "manual resume", root: RootOpt = None
            ) -> None:
     """Lift the kill switch."""
-    from trading.ledger import Ledger
+    from alphaline.trading.ledger import Ledger
 
     Ledger(_project(root).ledger_url).set_trading_state("ACTIVE", reason)
     console.print("trading ACTIVE")
@@ -279,7 +279,7 @@ def features(markdown: Annotated[bool, typer.Option(help="print a Markdown table
              feature_set: Annotated[list[str] | None, typer.Option(
                  "--set", help="only these sets (repeatable)")] = None) -> None:
     """List every feature definition: set, name, inputs, window, description."""
-    from features.registry import FEATURES, SETS
+    from alphaline.features.registry import FEATURES, SETS
 
     chosen = set(feature_set or SETS)
     unknown = chosen - set(SETS)
@@ -313,7 +313,7 @@ def model_status(root: RootOpt = None) -> None:
     """Champion and challenger, with the gate's reasons."""
     from mlflow import MlflowClient
 
-    from models import registry
+    from alphaline.models import registry
 
     project = _project(root)
     name = project.params.model.name
@@ -339,7 +339,7 @@ def model_status(root: RootOpt = None) -> None:
 def model_rollback(reason: Annotated[str, typer.Option(help="why the champion is replaced")],
                    root: RootOpt = None) -> None:
     """Re-point champion to the version promoted before the current one."""
-    from models import registry
+    from alphaline.models import registry
 
     project = _project(root)
     name = project.params.model.name
@@ -353,10 +353,10 @@ def model_rollback(reason: Annotated[str, typer.Option(help="why the champion is
 def demo(root: RootOpt = None) -> None:
     """The whole loop on the embedded synthetic market: retrain, then two trading days."""
     from alphaline.calendar import sessions
-    from flows.daily_trading import daily_trading
-    from flows.retrain import retrain as retrain_flow
-    from trading.ledger import Ledger
-    from trading.ledger.models import Fill, Order
+    from alphaline.flows.daily_trading import daily_trading
+    from alphaline.flows.retrain import retrain as retrain_flow
+    from alphaline.trading.ledger import Ledger
+    from alphaline.trading.ledger.models import Fill, Order
 
     project = _project(root)
     p = project.params

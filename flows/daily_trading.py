@@ -12,14 +12,14 @@ from prefect.cache_policies import NO_CACHE
 from alphaline.calendar import is_session
 from alphaline.io import write_text
 from alphaline.project import Project
-from features import store as feast_store
-from flows import parallel
-from models import registry
-from pipelines import featurize, ingest
-from trading import daily
-from trading.brokers.paper import PaperBroker
-from trading.costs import CostModel
-from trading.ledger import Ledger
+from alphaline.features import store as feast_store
+from alphaline.flows import parallel
+from alphaline.models import registry
+from alphaline.pipelines import featurize, ingest
+from alphaline.trading import daily
+from alphaline.trading.brokers.paper import PaperBroker
+from alphaline.trading.costs import CostModel
+from alphaline.trading.ledger import Ledger
 
 
 @task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)

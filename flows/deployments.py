@@ -7,9 +7,9 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron, RRule
 
 from alphaline.project import Project
-from flows.daily_trading import daily_trading
-from flows.drift_check import drift_check
-from flows.retrain import retrain
+from alphaline.flows.daily_trading import daily_trading
+from alphaline.flows.drift_check import drift_check
+from alphaline.flows.retrain import retrain
 
 
 def build(project: Project) -> list[RunnerDeployment]:

@@ -11,11 +11,11 @@ from prefect.cache_policies import NO_CACHE
 
 from alphaline.io import write_json
 from alphaline.project import Project
-from flows.retrain import retrain
-from models import registry
-from models.drift import drift_table, psi
-from trading.ledger import Ledger
-from trading.ledger.models import Signal
+from alphaline.flows.retrain import retrain
+from alphaline.models import registry
+from alphaline.models.drift import drift_table, psi
+from alphaline.trading.ledger import Ledger
+from alphaline.trading.ledger.models import Signal
 
 
 @task(cache_policy=NO_CACHE)

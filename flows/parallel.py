@@ -11,7 +11,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.config import ParallelParams
-from pipelines.featurize import ChunkFn, Mapper, serial
+from alphaline.pipelines.featurize import ChunkFn, Mapper, serial
 
 
 @task(cache_policy=NO_CACHE)

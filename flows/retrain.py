@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from alphaline.calendar import latest_session
 from alphaline.project import Project
-from flows import parallel
-from pipelines import evaluate, featurize, ingest, train
+from alphaline.flows import parallel
+from alphaline.pipelines import evaluate, featurize, ingest, train
 
 
 @task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
@@ -47,7 +47,7 @@ def gate(project: Project) -> dict:
 
 @task(cache_policy=NO_CACHE)
 def train_tft(project: Project) -> dict:
-    from pipelines.train_tft import run_train_tft
+    from alphaline.pipelines.train_tft import run_train_tft
 
     out = run_train_tft(project)
     return {"version": out["version"], "rank_ic": out["oos"]["rank_ic"],

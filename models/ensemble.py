@@ -19,8 +19,8 @@ import pandas as pd
 from scipy.optimize import nnls
 from sklearn.base import BaseEstimator
 
-from models.cv import purged_kfold
-from models.lgbm import LGBMMember, cross_sectional_rank
+from alphaline.models.cv import purged_kfold
+from alphaline.models.lgbm import LGBMMember, cross_sectional_rank
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from alphaline.config import FeatureValidationParams
-from models.metrics import mean_rank_ic
+from alphaline.models.metrics import mean_rank_ic
 
 
 @dataclass

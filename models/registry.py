@@ -15,8 +15,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from models.gate import GateDecision
-from models.signal import SignalModel
+from alphaline.models.gate import GateDecision
+from alphaline.models.signal import SignalModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.ensemble import TreeEnsemble
-from models.meta_label import MetaLabeler
+from alphaline.models.ensemble import TreeEnsemble
+from alphaline.models.meta_label import MetaLabeler
 
 
 @dataclass

@@ -16,9 +16,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from models.cv import Split
-from models.lgbm import LGBMMember
-from models.metrics import daily_ic, long_short_returns, sharpe
+from alphaline.models.cv import Split
+from alphaline.models.lgbm import LGBMMember
+from alphaline.models.metrics import daily_ic, long_short_returns, sharpe
 
 
 @dataclass

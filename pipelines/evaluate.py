@@ -13,17 +13,17 @@ import pandas as pd
 
 from alphaline.io import write_json, write_text
 from alphaline.project import Project
-from models import registry
-from models.cv import CPCVSplit, combinatorial_purged, cpcv_paths, path_predictions, session_groups
-from models.gate import GateDecision, decide
-from models.metrics import (
+from alphaline.models import registry
+from alphaline.models.cv import CPCVSplit, combinatorial_purged, cpcv_paths, path_predictions, session_groups
+from alphaline.models.gate import GateDecision, decide
+from alphaline.models.metrics import (
     PERIODS_PER_YEAR,
     mean_rank_ic,
     net_long_short_returns,
     sharpe,
 )
-from models.tuning import predict
-from pipelines.train import TrainingSet, cost_per_turnover, ensemble_from, training_set, weights_for
+from alphaline.models.tuning import predict
+from alphaline.pipelines.train import TrainingSet, cost_per_turnover, ensemble_from, training_set, weights_for
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
 
 def _walk_forward_curve(project: Project) -> None:
     """Cumulative walk-forward long-short return of the challenger, for ``dvc plots``."""
-    from models.metrics import long_short_returns
+    from alphaline.models.metrics import long_short_returns
 
     p = project.params
     oos = pd.read_parquet(project.data_dir / "model" / "oos.parquet")

@@ -13,7 +13,7 @@ import pandas as pd
 import requests
 
 from alphaline.config import Params
-from pipelines.synthetic import generate_market
+from alphaline.pipelines.synthetic import generate_market
 
 BAR_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "volume"]
 OPTIONAL_COLUMNS = ["adj_factor", "dividend", "split_ratio"]

@@ -16,17 +16,17 @@ from scipy import stats
 from alphaline.config import Params
 from alphaline.io import write_json, write_parquet, write_text
 from alphaline.project import Project
-from features import store as feast_store
-from features.registry import BY_NAME, feature_names, get
-from models import registry
-from models.cv import Split, purged_walk_forward
-from models.drift import reference_bins
-from models.ensemble import TreeEnsemble, member_name
-from models.explain import global_importance, importance_figure
-from models.feature_report import FeatureReport, permutation_importance, validate_features
-from models.lgbm import LGBMMember
-from models.meta_label import MetaLabeler, meta_label_summary, walk_forward_meta
-from models.metrics import (
+from alphaline.features import store as feast_store
+from alphaline.features.registry import BY_NAME, feature_names, get
+from alphaline.models import registry
+from alphaline.models.cv import Split, purged_walk_forward
+from alphaline.models.drift import reference_bins
+from alphaline.models.ensemble import TreeEnsemble, member_name
+from alphaline.models.explain import global_importance, importance_figure
+from alphaline.models.feature_report import FeatureReport, permutation_importance, validate_features
+from alphaline.models.lgbm import LGBMMember
+from alphaline.models.meta_label import MetaLabeler, meta_label_summary, walk_forward_meta
+from alphaline.models.metrics import (
     deflated_sharpe,
     fold_metrics,
     long_short_returns,
@@ -36,11 +36,11 @@ from models.metrics import (
     sized_long_short_returns,
     summarize,
 )
-from models.signal import SignalModel
-from models.tuning import TuningResult, out_of_sample, record_ensemble, tune_member
-from models.weights import sample_weights
-from pipelines.featurize import open_feature_store
-from trading.costs import CostModel
+from alphaline.models.signal import SignalModel
+from alphaline.models.tuning import TuningResult, out_of_sample, record_ensemble, tune_member
+from alphaline.models.weights import sample_weights
+from alphaline.pipelines.featurize import open_feature_store
+from alphaline.trading.costs import CostModel
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from mlflow import MlflowClient
 
 from alphaline.io import write_json
 from alphaline.project import Project
-from models import registry
-from models.gate import decide
-from models.metrics import fold_metrics, mean_rank_ic
-from models.tft import TFTConfig, TFTForecaster, returns_panel
-from pipelines.train import TrainingSet, cost_per_turnover, folds, oos_metrics, training_set
+from alphaline.models import registry
+from alphaline.models.gate import decide
+from alphaline.models.metrics import fold_metrics, mean_rank_ic
+from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
+from alphaline.pipelines.train import TrainingSet, cost_per_turnover, folds, oos_metrics, training_set
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import pandas as pd
 from alphaline.calendar import sessions
 from alphaline.config import ValidationParams
 from alphaline.io import write_json, write_parquet, write_text
-from pipelines.sources import BAR_COLUMNS
+from alphaline.pipelines.sources import BAR_COLUMNS
 
 log = logging.getLogger(__name__)
 

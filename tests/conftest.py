@@ -54,7 +54,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory, prefect_harness) -> Project:
     """A project whose retrain flow has run on the planted-alpha market (a champion exists)."""
-    from flows.retrain import retrain
+    from alphaline.flows.retrain import retrain
 
     project = make_project(tmp_path_factory.mktemp("trained") / "project")
     out = retrain(root=str(project.root), as_of=project.params.data.end, reason="test")

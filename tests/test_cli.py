@@ -1,7 +1,7 @@
 from typer.testing import CliRunner
 
-from features.registry import FEATURES
-from flows.cli import EXIT_MISSING, app
+from alphaline.features.registry import FEATURES
+from alphaline.flows.cli import EXIT_MISSING, app
 
 runner = CliRunner()
 
@@ -30,7 +30,7 @@ def test_missing_prerequisite_exits_4(project):
 
 
 def test_halt_and_resume_switch_the_ledger(project):
-    from trading.ledger import Ledger
+    from alphaline.trading.ledger import Ledger
 
     assert runner.invoke(app, ["halt", "--reason", "test", "--root", str(project.root)]
                          ).exit_code == 0

@@ -5,7 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from alphaline.config import ConfigError, load_params
-from flows.cli import EXIT_CONFIG, app
+from alphaline.flows.cli import EXIT_CONFIG, app
 
 REPO = Path(__file__).resolve().parents[1]
 

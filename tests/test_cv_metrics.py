@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from models.cv import purged_walk_forward
-from models.metrics import (
+from alphaline.models.cv import purged_walk_forward
+from alphaline.models.metrics import (
     daily_ic,
     deflated_sharpe,
     expected_max_sharpe,
@@ -83,7 +83,7 @@ def test_more_trials_deflate_more():
 
 @pytest.mark.parametrize(("horizon", "embargo"), [(1, 0), (5, 3)])
 def test_purged_kfold_keeps_labels_apart_on_both_sides(horizon, embargo):
-    from models.cv import purged_kfold
+    from alphaline.models.cv import purged_kfold
 
     dates = panel(200)
     unique = np.unique(dates)
@@ -101,7 +101,7 @@ def test_purged_kfold_keeps_labels_apart_on_both_sides(horizon, embargo):
 def test_cpcv_splits_paths_and_purging():
     from math import comb
 
-    from models.cv import combinatorial_purged, cpcv_paths
+    from alphaline.models.cv import combinatorial_purged, cpcv_paths
 
     dates = panel(240)
     unique = np.unique(dates)

@@ -10,11 +10,11 @@ import yaml
 
 from alphaline.calendar import sessions
 from alphaline.project import Project
-from flows.daily_trading import daily_trading
-from pipelines.synthetic import generate_market
-from pipelines.validate import ValidationFailed
-from trading.ledger import Ledger
-from trading.ledger.models import Fill, Order, Signal
+from alphaline.flows.daily_trading import daily_trading
+from alphaline.pipelines.synthetic import generate_market
+from alphaline.pipelines.validate import ValidationFailed
+from alphaline.trading.ledger import Ledger
+from alphaline.trading.ledger.models import Fill, Order, Signal
 
 
 def copy_project(src: Project, dst) -> Project:

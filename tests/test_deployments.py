@@ -4,7 +4,7 @@ import asyncio
 
 from prefect.client.orchestration import get_client
 
-from flows.deployments import register
+from alphaline.flows.deployments import register
 
 
 def test_deployments_carry_the_params_schedules(project, prefect_harness):

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from alphaline.project import Project
-from flows.drift_check import drift_check
-from models import registry
-from models.drift import drift_table, psi, reference_bins
+from alphaline.flows.drift_check import drift_check
+from alphaline.models import registry
+from alphaline.models.drift import drift_table, psi, reference_bins
 
 
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.ensemble import TreeEnsemble, per_date_zscore, stack_weights
-from models.lgbm import LGBMMember
-from models.meta_label import MetaLabeler, bet_size, side_correct, sides, walk_forward_meta
-from models.metrics import mean_rank_ic
-from models.weights import label_uniqueness, sample_weights, time_decay
+from alphaline.models.ensemble import TreeEnsemble, per_date_zscore, stack_weights
+from alphaline.models.lgbm import LGBMMember
+from alphaline.models.meta_label import MetaLabeler, bet_size, side_correct, sides, walk_forward_meta
+from alphaline.models.metrics import mean_rank_ic
+from alphaline.models.weights import label_uniqueness, sample_weights, time_decay
 
 
 def panel(n_dates: int = 300, n_symbols: int = 40, seed: int = 0, signal: float = 0.3):
@@ -84,7 +84,7 @@ def test_stacking_does_not_reward_a_member_that_memorizes():
     assert model.weights_[0] > model.weights_[1]
     # the same meta-learner fitted on in-fold (training) predictions prefers the memorizer
     Z, _ = per_date_zscore(model.member_predictions(X), dates.to_numpy())
-    from models.lgbm import cross_sectional_rank
+    from alphaline.models.lgbm import cross_sectional_rank
 
     in_fold, _ = stack_weights(Z, cross_sectional_rank(y, dates).to_numpy(), None)
     assert in_fold[1] > in_fold[0]
@@ -115,7 +115,7 @@ def test_redundant_members_are_logged(caplog):
     X, y, dates, _ = panel(n_dates=120, signal=0.6)
     same = [{"objective": "regression", "seed": s, **SMALL, "bagging_fraction": 1.0,
              "feature_fraction": 1.0} for s in (1, 2)]
-    with caplog.at_level(logging.INFO, logger="models.ensemble"):
+    with caplog.at_level(logging.INFO, logger="alphaline.models.ensemble"):
         model = TreeEnsemble(same, stack_folds=2, redundancy_corr=0.9).fit(X, y, dates)
     assert model.redundant_ and model.diversity_.iloc[0, 1] > 0.9
     assert "redundant" in caplog.text

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import store as feast_store
-from features.compute import compute_features
-from features.registry import feature_names
-from pipelines.synthetic import generate_market
+from alphaline.features import store as feast_store
+from alphaline.features.compute import compute_features
+from alphaline.features.registry import feature_names
+from alphaline.pipelines.synthetic import generate_market
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,18 @@ import numpy as np
 import pandas as pd
 
 from alphaline.config import load_params
-from models.feature_report import (
+from alphaline.models.feature_report import (
     correlated_groups,
     dead_features,
     leak_rules,
     permutation_importance,
     validate_features,
 )
-from models.lgbm import LGBMMember
-from models.metrics import fold_metrics, long_short_returns, turnover
+from alphaline.models.lgbm import LGBMMember
+from alphaline.models.metrics import fold_metrics, long_short_returns, turnover
 from tests.conftest import REPO
 from tests.test_ensemble import SMALL, panel
-from trading.portfolio import sized_long_short_weights
+from alphaline.trading.portfolio import sized_long_short_weights
 
 BARS = load_params(REPO / "params.yaml").feature_validation
 

@@ -1,7 +1,7 @@
 """The sets chosen in params reach the feature table, the Feast schema and training."""
 
-from features.registry import feature_names
-from pipelines import featurize, ingest, train
+from alphaline.features.registry import feature_names
+from alphaline.pipelines import featurize, ingest, train
 from tests.conftest import make_project
 
 

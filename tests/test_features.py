@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import core as ta
-from features.compute import compute_features, compute_labels
-from features.registry import FEATURES, SETS, feature_names, get
-from pipelines.synthetic import generate_market
+from alphaline.features import core as ta
+from alphaline.features.compute import compute_features, compute_labels
+from alphaline.features.registry import FEATURES, SETS, feature_names, get
+from alphaline.pipelines.synthetic import generate_market
 
 ALL = feature_names(SETS)
 
@@ -75,7 +75,7 @@ def test_warm_up_rows_are_nan(market):
 
 
 def test_alpha158_matches_the_literal_qlib_transcription():
-    from features.alpha158_reference import alpha158_reference
+    from alphaline.features.alpha158_reference import alpha158_reference
 
     bars, _ = generate_market(5, "2022-01-03", "2022-09-30", seed=8)
     bars.loc[bars.index[7], "volume"] = bars.loc[bars.index[6], "volume"]  # a flat volume day

@@ -4,9 +4,9 @@ single-process result."""
 import pandas as pd
 
 from alphaline.config import ParallelParams
-from flows.parallel import mapper
-from pipelines import featurize
-from pipelines.synthetic import generate_market
+from alphaline.flows.parallel import mapper
+from alphaline.pipelines import featurize
+from alphaline.pipelines.synthetic import generate_market
 from tests.conftest import REPO
 
 

@@ -6,8 +6,8 @@ import math
 import optuna
 from mlflow import MlflowClient
 
-from flows.retrain import retrain
-from models import registry
+from alphaline.flows.retrain import retrain
+from alphaline.models import registry
 from tests.conftest import make_project
 
 
@@ -64,7 +64,7 @@ def test_gate_refuses_a_model_of_pure_noise(tmp_path, prefect_harness):
 def test_model_status_shows_champion_and_reasons(trained_project):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from alphaline.flows.cli import app
 
     result = CliRunner().invoke(app, ["model", "status", "--root", str(trained_project.root)])
     assert result.exit_code == 0, result.output
@@ -78,7 +78,7 @@ def test_rollback_restores_the_previous_champion(trained_project, tmp_path):
     from typer.testing import CliRunner
 
     from alphaline.project import Project
-    from flows.cli import EXIT_MISSING, app
+    from alphaline.flows.cli import EXIT_MISSING, app
 
     project = Project.load(shutil.copytree(trained_project.root, tmp_path / "p"))
     runner = CliRunner()

@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from features.compute import compute_labels
-from pipelines.synthetic import generate_market, oracle_ic
+from alphaline.features.compute import compute_labels
+from alphaline.pipelines.synthetic import generate_market, oracle_ic
 
 
 def test_same_seed_same_market_and_stable_prefix():

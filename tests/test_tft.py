@@ -10,8 +10,8 @@ import pandas as pd
 import yaml
 
 from alphaline.project import Project
-from models.tft import TFTConfig, TFTForecaster, returns_panel
-from pipelines.synthetic import generate_market
+from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
+from alphaline.pipelines.synthetic import generate_market
 
 TINY = {"model.tft.epochs": 1, "model.tft.hidden_size": 8, "model.tft.attention_heads": 1,
         "model.tft.encoder_days": 10, "model.tft.batch_size": 128, "model.tft.device": "cpu"}
@@ -50,7 +50,7 @@ def test_tft_challenger_is_trained_compared_and_registered(trained_project, tmp_
     params = trained_project.params.with_overrides(TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
     project = Project.load(root)
-    from pipelines.train_tft import run_train_tft
+    from alphaline.pipelines.train_tft import run_train_tft
 
     out = run_train_tft(project)
     assert out["model"] == f"{params.model.name}-tft"
@@ -64,7 +64,7 @@ def test_tft_challenger_is_trained_compared_and_registered(trained_project, tmp_
         out["version"]
     from mlflow import MlflowClient
 
-    from models import registry
+    from alphaline.models import registry
 
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, out["model"])
     mv = MlflowClient().get_model_version(out["model"], out["version"])
@@ -77,7 +77,7 @@ def test_device_parameter():
     import pytest
     import torch
 
-    from models.tft import accelerator
+    from alphaline.models.tft import accelerator
 
     assert accelerator("cpu") == "cpu"
     if torch.cuda.is_available():

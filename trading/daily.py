@@ -14,18 +14,18 @@ import numpy as np
 import pandas as pd
 
 from alphaline.config import Params
-from models.explain import top_contributions
-from models.signal import SignalModel
-from trading.brokers.paper import PaperBroker
-from trading.ledger import Ledger
-from trading.ledger.models import Order
-from trading.portfolio import (
+from alphaline.models.explain import top_contributions
+from alphaline.models.signal import SignalModel
+from alphaline.trading.brokers.paper import PaperBroker
+from alphaline.trading.ledger import Ledger
+from alphaline.trading.ledger.models import Order
+from alphaline.trading.portfolio import (
     OrderIntent,
     long_short_weights,
     rebalance_orders,
     sized_long_short_weights,
 )
-from trading.risk import RiskVerdict, check_orders
+from alphaline.trading.risk import RiskVerdict, check_orders
 
 
 @dataclass

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from alphaline.config import RiskParams
-from trading.portfolio import OrderIntent
+from alphaline.trading.portfolio import OrderIntent
 
 _TOKEN = object()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from trading.costs import CostModel
-from trading.ledger.models import Fill, Order
-from trading.risk import Approved
+from alphaline.trading.costs import CostModel
+from alphaline.trading.ledger.models import Fill, Order
+from alphaline.trading.risk import Approved
 
 
 class PaperBroker:

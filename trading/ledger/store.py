@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from trading.ledger.models import CashMovement, Control, DailyNav, Fill, Order, Position, Signal
+from alphaline.trading.ledger.models import CashMovement, Control, DailyNav, Fill, Order, Position, Signal
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 

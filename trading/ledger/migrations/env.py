@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from trading.ledger.models import Base
+from alphaline.trading.ledger.models import Base
 
 config = context.config
 target_metadata = Base.metadata
