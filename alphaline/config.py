@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 import annotated_types as at
 import yaml
+from alphaline.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # Hard ceilings on risk limits: a configuration mistake cannot lift them.
@@ -23,10 +24,6 @@ HARD_MAX_POSITION_WEIGHT = 0.25
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
-
-
-class ConfigError(ValueError):
-    """A parameter file that cannot be used; the message names each bad key."""
 
 
 class _Section(BaseModel):

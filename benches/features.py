@@ -34,8 +34,9 @@ sys.path.insert(0, str(REPO))
 def _bars(args) -> Path:
     path = Path(tempfile.gettempdir()) / f"alphaline-bench-bars-{args.symbols}x{args.days}.parquet"
     if not path.exists():
-        from alphaline.calendar import sessions
         from alphaline.pipelines.synthetic import generate_market
+
+        from alphaline.calendar import sessions
 
         days = sessions("XNYS", "1990-01-02", "2023-12-29")[-args.days:]
         bars, _ = generate_market(args.symbols, days[0], days[-1], seed=1)
@@ -46,9 +47,8 @@ def _bars(args) -> Path:
 def stage(name: str, bars_path: Path, args) -> dict:
     import numpy as np
     import pandas as pd
-
     from alphaline.features.compute import compute_features
-    from alphaline.features.registry import SETS, feature_names, get
+    from alphaline.features.definitions import SETS, feature_names, get
 
     bars = pd.read_parquet(bars_path)
     rows = len(bars)

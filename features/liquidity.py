@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from alphaline.features import core as ta
+from alphaline.features import core
 
 Wide = pd.DataFrame
 _K = 3 - 2 * np.sqrt(2)
@@ -48,7 +47,7 @@ def liquidity(p: dict[str, Wide], wanted: set[str] | None = None):
     yield "roll_spread_20", roll_spread(c, 20)
     log_dv = np.log1p(c * v)
     yield "log_dollar_volume", log_dv
-    yield "dollar_volume_z_60", ta.zscore(log_dv, 60)
+    yield "dollar_volume_z_60", core.zscore(log_dv, 60)
 
 
 LIQUIDITY = {

@@ -12,9 +12,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from arch import arch_model
-
 from alphaline.features.rolling import Moments, window_sum
+from arch import arch_model
 
 Wide = pd.DataFrame
 GARCH_MIN_OBS = 250

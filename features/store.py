@@ -19,12 +19,11 @@ import yaml
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
+from alphaline.features.definitions import get
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
 from feast.repo_config import RepoConfig
 from feast.types import Float32
 from feast.value_type import ValueType
-
-from alphaline.features.registry import get
 
 PROJECT = "alphaline"
 VIEW = "bar_features"

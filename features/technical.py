@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from alphaline.features import core as ta
+from alphaline.features import core
 
 Wide = pd.DataFrame
 
@@ -82,20 +81,20 @@ def technical(p: dict[str, Wide], wanted: set[str] | None = None):
     for w in (10, 50, 200):
         yield f"sma_ratio_{w}", c / c.rolling(w, min_periods=w).mean() - 1
     for w in (12, 26):
-        yield f"ema_ratio_{w}", c / ta.ema(c, w) - 1
+        yield f"ema_ratio_{w}", c / core.ema(c, w) - 1
     k, d = stochastic(h, lo, c)
     yield "stoch_k_14", k
     yield "stoch_d_14", d
     yield "roc_10", rate_of_change(c, 10)
     yield "roc_20", rate_of_change(c, 20)
-    yield "obv_z_20", ta.zscore(obv(c, v), 20)
-    yield "adl_z_20", ta.zscore(accumulation_distribution(h, lo, c, v), 20)
+    yield "obv_z_20", core.zscore(obv(c, v), 20)
+    yield "adl_z_20", core.zscore(accumulation_distribution(h, lo, c, v), 20)
     yield "vwap_ratio_20", c / rolling_vwap(h, lo, c, v, 20) - 1
     yield "ttm_squeeze_20", ttm_squeeze(h, lo, c, 20)
     yield "hurst_100", hurst(c, 100)
     r1 = np.log(c / c.shift(1))
     yield "demeaned_ret_1_20", r1 - r1.rolling(20, min_periods=20).mean()
-    atr_dollars = ta.atr(h, lo, c, 20) * c
+    atr_dollars = core.atr(h, lo, c, 20) * c
     yield "detrended_price_20", (c - c.rolling(20, min_periods=20).mean()) / atr_dollars
     yield "vw_momentum_20", volume_weighted_momentum(c, v, 20)
 

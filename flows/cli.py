@@ -279,7 +279,7 @@ def features(markdown: Annotated[bool, typer.Option(help="print a Markdown table
              feature_set: Annotated[list[str] | None, typer.Option(
                  "--set", help="only these sets (repeatable)")] = None) -> None:
     """List every feature definition: set, name, inputs, window, description."""
-    from alphaline.features.registry import FEATURES, SETS
+    from alphaline.features.definitions import FEATURES, SETS
 
     chosen = set(feature_set or SETS)
     unknown = chosen - set(SETS)
@@ -311,9 +311,8 @@ def params(root: RootOpt = None) -> None:
 @command
 def model_status(root: RootOpt = None) -> None:
     """Champion and challenger, with the gate's reasons."""
-    from mlflow import MlflowClient
-
     from alphaline.models import registry
+    from mlflow import MlflowClient
 
     project = _project(root)
     name = project.params.model.name
@@ -352,11 +351,12 @@ def model_rollback(reason: Annotated[str, typer.Option(help="why the champion is
 @command
 def demo(root: RootOpt = None) -> None:
     """The whole loop on the embedded synthetic market: retrain, then two trading days."""
-    from alphaline.calendar import sessions
     from alphaline.flows.daily_trading import daily_trading
     from alphaline.flows.retrain import retrain as retrain_flow
     from alphaline.trading.ledger import Ledger
     from alphaline.trading.ledger.models import Fill, Order
+
+    from alphaline.calendar import sessions
 
     project = _project(root)
     p = project.params

@@ -6,12 +6,6 @@ import datetime as dt
 import zoneinfo
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-
-from alphaline.calendar import is_session
-from alphaline.io import write_text
-from alphaline.project import Project
 from alphaline.features import store as feast_store
 from alphaline.flows import parallel
 from alphaline.models import registry
@@ -20,6 +14,12 @@ from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
 from alphaline.trading.ledger import Ledger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from alphaline.calendar import is_session
+from alphaline.io import write_text
+from alphaline.project import Project
 
 
 @task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)

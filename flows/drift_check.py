@@ -6,16 +6,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-
-from alphaline.io import write_json
-from alphaline.project import Project
 from alphaline.flows.retrain import retrain
 from alphaline.models import registry
 from alphaline.models.drift import drift_table, psi
 from alphaline.trading.ledger import Ledger
 from alphaline.trading.ledger.models import Signal
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from alphaline.io import write_json
+from alphaline.project import Project
 
 
 @task(cache_policy=NO_CACHE)

@@ -16,11 +16,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
-from sklearn.base import BaseEstimator
-
 from alphaline.models.cv import purged_kfold
 from alphaline.models.lgbm import LGBMMember, cross_sectional_rank
+from scipy.optimize import nnls
+from sklearn.base import BaseEstimator
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import mlflow
 import pandas as pd
+from alphaline.models.gate import GateDecision
+from alphaline.models.signal import SignalModel
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-
-from alphaline.models.gate import GateDecision
-from alphaline.models.signal import SignalModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 

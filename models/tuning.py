@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import optuna
 import pandas as pd
-
 from alphaline.models.cv import Split
 from alphaline.models.lgbm import LGBMMember
 from alphaline.models.metrics import daily_ic, long_short_returns, sharpe

@@ -10,11 +10,14 @@ import math
 
 import numpy as np
 import pandas as pd
-
-from alphaline.io import write_json, write_text
-from alphaline.project import Project
 from alphaline.models import registry
-from alphaline.models.cv import CPCVSplit, combinatorial_purged, cpcv_paths, path_predictions, session_groups
+from alphaline.models.cv import (
+    CPCVSplit,
+    combinatorial_purged,
+    cpcv_paths,
+    path_predictions,
+    session_groups,
+)
 from alphaline.models.gate import GateDecision, decide
 from alphaline.models.metrics import (
     PERIODS_PER_YEAR,
@@ -23,7 +26,16 @@ from alphaline.models.metrics import (
     sharpe,
 )
 from alphaline.models.tuning import predict
-from alphaline.pipelines.train import TrainingSet, cost_per_turnover, ensemble_from, training_set, weights_for
+from alphaline.pipelines.train import (
+    TrainingSet,
+    cost_per_turnover,
+    ensemble_from,
+    training_set,
+    weights_for,
+)
+
+from alphaline.io import write_json, write_text
+from alphaline.project import Project
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,21 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+from alphaline.features import cross_section
+from alphaline.features import store as feast_store
+from alphaline.features.compute import (
+    KEYS,
+    adjust_prices,
+    compute_features,
+    compute_labels,
+    to_panel,
+)
+from alphaline.features.definitions import feature_names, get
+from alphaline.features.risk import benchmark_returns
 
 from alphaline.config import FeatureParams
 from alphaline.io import write_parquet
 from alphaline.project import Project
-from alphaline.features import cross_section
-from alphaline.features import store as feast_store
-from alphaline.features.compute import KEYS, adjust_prices, compute_features, compute_labels, to_panel
-from alphaline.features.registry import feature_names, get
-from alphaline.features.risk import benchmark_returns
 
 ChunkFn = Callable[[pd.DataFrame], pd.DataFrame]
 Mapper = Callable[[ChunkFn, list[pd.DataFrame]], list[pd.DataFrame]]

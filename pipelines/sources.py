@@ -11,16 +11,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 import requests
+from alphaline.pipelines.synthetic import generate_market
 
 from alphaline.config import Params
-from alphaline.pipelines.synthetic import generate_market
+from alphaline.errors import SourceError
 
 BAR_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "volume"]
 OPTIONAL_COLUMNS = ["adj_factor", "dividend", "split_ratio"]
-
-
-class SourceError(RuntimeError):
-    """A source could not deliver bars (missing files, unreadable data, HTTP failure)."""
 
 
 class BarSource(Protocol):

@@ -11,13 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
-from alphaline.config import Params
-from alphaline.io import write_json, write_parquet, write_text
-from alphaline.project import Project
 from alphaline.features import store as feast_store
-from alphaline.features.registry import BY_NAME, feature_names, get
+from alphaline.features.definitions import BY_NAME, feature_names, get
 from alphaline.models import registry
 from alphaline.models.cv import Split, purged_walk_forward
 from alphaline.models.drift import reference_bins
@@ -41,6 +36,11 @@ from alphaline.models.tuning import TuningResult, out_of_sample, record_ensemble
 from alphaline.models.weights import sample_weights
 from alphaline.pipelines.featurize import open_feature_store
 from alphaline.trading.costs import CostModel
+from scipy import stats
+
+from alphaline.config import Params
+from alphaline.io import write_json, write_parquet, write_text
+from alphaline.project import Project
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,21 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-
-from alphaline.io import write_json
-from alphaline.project import Project
 from alphaline.models import registry
 from alphaline.models.gate import decide
 from alphaline.models.metrics import fold_metrics, mean_rank_ic
 from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
-from alphaline.pipelines.train import TrainingSet, cost_per_turnover, folds, oos_metrics, training_set
+from alphaline.pipelines.train import (
+    TrainingSet,
+    cost_per_turnover,
+    folds,
+    oos_metrics,
+    training_set,
+)
+from mlflow import MlflowClient
+
+from alphaline.io import write_json
+from alphaline.project import Project
 
 log = logging.getLogger(__name__)
 

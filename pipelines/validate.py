@@ -15,11 +15,12 @@ from pathlib import Path
 import great_expectations as gx
 import numpy as np
 import pandas as pd
+from alphaline.pipelines.sources import BAR_COLUMNS
 
 from alphaline.calendar import sessions
 from alphaline.config import ValidationParams
+from alphaline.errors import DataRejected
 from alphaline.io import write_json, write_parquet, write_text
-from alphaline.pipelines.sources import BAR_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class ValidationReport:
         return "\n".join(line for f in self.failures for line in f.lines())
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(DataRejected):
     def __init__(self, report: ValidationReport, quarantine_dir: Path):
         self.report, self.quarantine_dir = report, quarantine_dir
         super().__init__(

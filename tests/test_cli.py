@@ -1,7 +1,6 @@
-from typer.testing import CliRunner
-
-from alphaline.features.registry import FEATURES
+from alphaline.features.definitions import FEATURES
 from alphaline.flows.cli import EXIT_MISSING, app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -2,9 +2,8 @@
 
 import asyncio
 
-from prefect.client.orchestration import get_client
-
 from alphaline.flows.deployments import register
+from prefect.client.orchestration import get_client
 
 
 def test_deployments_carry_the_params_schedules(project, prefect_harness):

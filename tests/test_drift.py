@@ -4,11 +4,11 @@ import shutil
 import numpy as np
 import pytest
 import yaml
-
-from alphaline.project import Project
 from alphaline.flows.drift_check import drift_check
 from alphaline.models import registry
 from alphaline.models.drift import drift_table, psi, reference_bins
+
+from alphaline.project import Project
 
 
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():

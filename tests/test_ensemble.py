@@ -7,10 +7,15 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-
 from alphaline.models.ensemble import TreeEnsemble, per_date_zscore, stack_weights
 from alphaline.models.lgbm import LGBMMember
-from alphaline.models.meta_label import MetaLabeler, bet_size, side_correct, sides, walk_forward_meta
+from alphaline.models.meta_label import (
+    MetaLabeler,
+    bet_size,
+    side_correct,
+    sides,
+    walk_forward_meta,
+)
 from alphaline.models.metrics import mean_rank_ic
 from alphaline.models.weights import label_uniqueness, sample_weights, time_decay
 

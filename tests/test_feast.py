@@ -3,10 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from alphaline.features import store as feast_store
 from alphaline.features.compute import compute_features
-from alphaline.features.registry import feature_names
+from alphaline.features.definitions import feature_names
 from alphaline.pipelines.synthetic import generate_market
 
 

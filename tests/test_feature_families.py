@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from alphaline.features import cross_section, liquidity, risk, technical
 
 DATES = pd.bdate_range("2022-01-03", periods=6)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-from alphaline.config import load_params
 from alphaline.models.feature_report import (
     correlated_groups,
     dead_features,
@@ -16,9 +14,11 @@ from alphaline.models.feature_report import (
 )
 from alphaline.models.lgbm import LGBMMember
 from alphaline.models.metrics import fold_metrics, long_short_returns, turnover
+from alphaline.trading.portfolio import sized_long_short_weights
+
+from alphaline.config import load_params
 from tests.conftest import REPO
 from tests.test_ensemble import SMALL, panel
-from alphaline.trading.portfolio import sized_long_short_weights
 
 BARS = load_params(REPO / "params.yaml").feature_validation
 

@@ -1,7 +1,8 @@
 """The sets chosen in params reach the feature table, the Feast schema and training."""
 
-from alphaline.features.registry import feature_names
+from alphaline.features.definitions import feature_names
 from alphaline.pipelines import featurize, ingest, train
+
 from tests.conftest import make_project
 
 

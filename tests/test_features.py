@@ -1,10 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from alphaline.features import core as ta
+from alphaline.features import core
 from alphaline.features.compute import compute_features, compute_labels
-from alphaline.features.registry import FEATURES, SETS, feature_names, get
+from alphaline.features.definitions import FEATURES, SETS, feature_names, get
 from alphaline.pipelines.synthetic import generate_market
 
 ALL = feature_names(SETS)
@@ -108,16 +107,16 @@ def test_suspended_day_is_a_nan_inside_the_window():
 def test_hand_computed_values():
     dates = pd.bdate_range("2022-01-03", periods=30)
     close = pd.DataFrame({"X": np.arange(100.0, 130.0)}, index=dates)
-    assert ta.log_return(close, 5)["X"].iloc[10] == pytest.approx(np.log(110 / 105))
+    assert core.log_return(close, 5)["X"].iloc[10] == pytest.approx(np.log(110 / 105))
     # a steady rise: RSI is 1 (no losses)
-    assert ta.rsi(close, 14)["X"].iloc[-1] == pytest.approx(1.0)
+    assert core.rsi(close, 14)["X"].iloc[-1] == pytest.approx(1.0)
     falling = pd.DataFrame({"X": np.arange(130.0, 100.0, -1)}, index=dates)
-    assert ta.rsi(falling, 14)["X"].iloc[-1] == pytest.approx(0.0)
+    assert core.rsi(falling, 14)["X"].iloc[-1] == pytest.approx(0.0)
     # Bollinger position of the last point of a line: (x - mean) / (2 sd)
     window = close["X"].iloc[-20:]
     expected = (window.iloc[-1] - window.mean()) / (2 * window.std())
-    assert ta.bollinger(close, 20)[0]["X"].iloc[-1] == pytest.approx(expected)
-    assert ta.ma_ratio(close, 5, 20)["X"].iloc[-1] == pytest.approx(
+    assert core.bollinger(close, 20)[0]["X"].iloc[-1] == pytest.approx(expected)
+    assert core.ma_ratio(close, 5, 20)["X"].iloc[-1] == pytest.approx(
         close["X"].iloc[-5:].mean() / close["X"].iloc[-20:].mean() - 1)
 
 

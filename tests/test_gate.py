@@ -1,5 +1,6 @@
-from alphaline.config import load_params
 from alphaline.models.gate import decide
+
+from alphaline.config import load_params
 from tests.conftest import REPO
 
 BARS = load_params(REPO / "params.yaml").gate

@@ -4,10 +4,10 @@ import json
 import math
 
 import optuna
-from mlflow import MlflowClient
-
 from alphaline.flows.retrain import retrain
 from alphaline.models import registry
+from mlflow import MlflowClient
+
 from tests.conftest import make_project
 
 
@@ -62,9 +62,8 @@ def test_gate_refuses_a_model_of_pure_noise(tmp_path, prefect_harness):
 
 
 def test_model_status_shows_champion_and_reasons(trained_project):
-    from typer.testing import CliRunner
-
     from alphaline.flows.cli import app
+    from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["model", "status", "--root", str(trained_project.root)])
     assert result.exit_code == 0, result.output
@@ -75,10 +74,10 @@ def test_model_status_shows_champion_and_reasons(trained_project):
 def test_rollback_restores_the_previous_champion(trained_project, tmp_path):
     import shutil
 
+    from alphaline.flows.cli import EXIT_MISSING, app
     from typer.testing import CliRunner
 
     from alphaline.project import Project
-    from alphaline.flows.cli import EXIT_MISSING, app
 
     project = Project.load(shutil.copytree(trained_project.root, tmp_path / "p"))
     runner = CliRunner()

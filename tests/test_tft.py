@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import yaml
-
-from alphaline.project import Project
 from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
 from alphaline.pipelines.synthetic import generate_market
+
+from alphaline.project import Project
 
 TINY = {"model.tft.epochs": 1, "model.tft.hidden_size": 8, "model.tft.attention_heads": 1,
         "model.tft.encoder_days": 10, "model.tft.batch_size": 128, "model.tft.device": "cpu"}
@@ -62,9 +62,8 @@ def test_tft_challenger_is_trained_compared_and_registered(trained_project, tmp_
     assert abs(sum(enc.values()) - 1) < 1e-3 and "ret" in enc
     assert json.loads((project.metrics_dir / "train_tft.json").read_text())["version"] == \
         out["version"]
-    from mlflow import MlflowClient
-
     from alphaline.models import registry
+    from mlflow import MlflowClient
 
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, out["model"])
     mv = MlflowClient().get_model_version(out["model"], out["version"])
@@ -76,7 +75,6 @@ def test_tft_challenger_is_trained_compared_and_registered(trained_project, tmp_
 def test_device_parameter():
     import pytest
     import torch
-
     from alphaline.models.tft import accelerator
 
     assert accelerator("cpu") == "cpu"

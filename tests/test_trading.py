@@ -2,16 +2,21 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from sqlalchemy import inspect
-
-from alphaline.config import load_params
-from tests.conftest import REPO
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
 from alphaline.trading.ledger import Ledger
 from alphaline.trading.ledger.models import Order
-from alphaline.trading.portfolio import OrderIntent, client_order_id, long_short_weights, rebalance_orders
-from alphaline.trading.risk import Approved, check_orders
+from alphaline.trading.portfolio import (
+    OrderIntent,
+    client_order_id,
+    long_short_weights,
+    rebalance_orders,
+)
+from alphaline.trading.risk_engine import Approved, check_orders
+from sqlalchemy import inspect
+
+from alphaline.config import load_params
+from tests.conftest import REPO
 
 PARAMS = load_params(REPO / "params.yaml")
 DAY = dt.date(2024, 1, 2)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from alphaline.trading.costs import CostModel
 from alphaline.trading.ledger.models import Fill, Order
-from alphaline.trading.risk import Approved
+from alphaline.trading.risk_engine import Approved
 
 
 class PaperBroker:

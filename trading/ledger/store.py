@@ -11,11 +11,18 @@ from pathlib import Path
 import pandas as pd
 from alembic import command
 from alembic.config import Config
+from alphaline.trading.ledger.models import (
+    CashMovement,
+    Control,
+    DailyNav,
+    Fill,
+    Order,
+    Position,
+    Signal,
+)
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-
-from alphaline.trading.ledger.models import CashMovement, Control, DailyNav, Fill, Order, Position, Signal
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 

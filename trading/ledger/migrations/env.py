@@ -1,9 +1,8 @@
 """Alembic environment: migrates the URL given by the caller (alphaline) or alembic.ini."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
-
 from alphaline.trading.ledger.models import Base
+from sqlalchemy import engine_from_config, pool
 
 config = context.config
 target_metadata = Base.metadata

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from alphaline.config import RiskParams
 from alphaline.trading.portfolio import OrderIntent
+
+from alphaline.config import RiskParams
 
 _TOKEN = object()
 
@@ -22,7 +23,7 @@ class Approved:
 
     def __init__(self, order: OrderIntent, token: object):
         if token is not _TOKEN:
-            raise PermissionError("orders are approved only by trading.risk.check_orders")
+            raise PermissionError("orders are approved only by trading.risk_engine.check_orders")
         self.order = order
 
 

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from alphaline.features import alpha158
-from alphaline.features import core as ta
+from alphaline.features import alpha158, core
 from alphaline.features.liquidity import LIQUIDITY, liquidity
 from alphaline.features.risk import RISK, risk
 from alphaline.features.technical import TECHNICAL, technical
@@ -54,45 +52,45 @@ def _core() -> list[FeatureDef]:
 
     for w in (1, 5, 10, 20, 60):
         add(f"ret_{w}", ["close"], w, f"log return over {w} day(s)",
-            lambda p, w=w: ta.log_return(p["close"], w))
+            lambda p, w=w: core.log_return(p["close"], w))
     for w in (5, 20, 60):
         add(f"vol_{w}", ["close"], w, f"realized volatility of daily log returns over {w} days",
-            lambda p, w=w: ta.realized_vol(p["close"], w))
+            lambda p, w=w: core.realized_vol(p["close"], w))
     add("rsi_14", ["close"], 14, "Wilder RSI over 14 days, in [0, 1]",
-        lambda p: ta.rsi(p["close"], 14))
+        lambda p: core.rsi(p["close"], 14))
     add("macd", ["close"], 26, "MACD line (EMA12 - EMA26) over the close",
-        lambda p: ta.macd(p["close"])[0])
+        lambda p: core.macd(p["close"])[0])
     add("macd_signal", ["close"], 35, "9-day EMA of the MACD line",
-        lambda p: ta.macd(p["close"])[1])
+        lambda p: core.macd(p["close"])[1])
     add("macd_hist", ["close"], 35, "MACD line minus its signal",
-        lambda p: ta.macd(p["close"])[2])
+        lambda p: core.macd(p["close"])[2])
     add("bb_pos_20", ["close"], 20, "position within 20-day Bollinger bands (-1 lower, +1 upper)",
-        lambda p: ta.bollinger(p["close"], 20)[0])
+        lambda p: core.bollinger(p["close"], 20)[0])
     add("bb_width_20", ["close"], 20, "20-day Bollinger band width over the mean",
-        lambda p: ta.bollinger(p["close"], 20)[1])
+        lambda p: core.bollinger(p["close"], 20)[1])
     add("atr_14", ["high", "low", "close"], 14, "14-day average true range over the close",
-        lambda p: ta.atr(p["high"], p["low"], p["close"], 14))
+        lambda p: core.atr(p["high"], p["low"], p["close"], 14))
     add("volume_z_20", ["volume"], 20, "z-score of log volume against its 20-day mean",
-        lambda p: ta.volume_z(p["volume"], 20))
+        lambda p: core.volume_z(p["volume"], 20))
     add("dollar_volume_20", ["close", "volume"], 20, "log of 20-day mean dollar volume",
-        lambda p: ta.log_dollar_volume(p["close"], p["volume"], 20))
+        lambda p: core.log_dollar_volume(p["close"], p["volume"], 20))
     add("hl_range", ["high", "low"], 1, "log of the day's high over low",
         lambda p: np.log(p["high"] / p["low"]))
     add("gap", ["open", "close"], 1, "log of the open over the previous close",
         lambda p: np.log(p["open"] / p["close"].shift(1)))
     add("close_to_high_20", ["close", "high"], 20, "close over the 20-day highest high, minus 1",
-        lambda p: ta.range_position(p["close"], p["high"], p["low"], 20)[0])
+        lambda p: core.range_position(p["close"], p["high"], p["low"], 20)[0])
     add("close_to_low_20", ["close", "low"], 20, "close over the 20-day lowest low, minus 1",
-        lambda p: ta.range_position(p["close"], p["high"], p["low"], 20)[1])
+        lambda p: core.range_position(p["close"], p["high"], p["low"], 20)[1])
     add("ma_ratio_5_20", ["close"], 20, "5-day over 20-day simple moving average, minus 1",
-        lambda p: ta.ma_ratio(p["close"], 5, 20))
+        lambda p: core.ma_ratio(p["close"], 5, 20))
     add("ma_ratio_20_60", ["close"], 60, "20-day over 60-day simple moving average, minus 1",
-        lambda p: ta.ma_ratio(p["close"], 20, 60))
+        lambda p: core.ma_ratio(p["close"], 20, 60))
     add("skew_20", ["close"], 20, "skewness of daily log returns over 20 days",
-        lambda p: ta.return_skew(p["close"], 20))
+        lambda p: core.return_skew(p["close"], 20))
     add("ret1_x_volume_z", ["close", "volume"], 20,
         "one-day log return times the volume z-score (volume-confirmed moves)",
-        lambda p: ta.log_return(p["close"], 1) * ta.volume_z(p["volume"], 20))
+        lambda p: core.log_return(p["close"], 1) * core.volume_z(p["volume"], 20))
     return out
 
 
