@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 
 import annotated_types as at
 import yaml
-from alphaline.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alphaline.errors import ConfigError
 
 # Hard ceilings on risk limits: a configuration mistake cannot lift them.
 HARD_MAX_GROSS = 3.0
