@@ -31,6 +31,12 @@ lint: $(STAMP)
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
+# dvc.yaml is generated from the code (alphaline/stages.py): run after changing imports or
+# the params a research step reads; `make test` fails while it is stale.
+.PHONY: dvc-yaml
+dvc-yaml: $(STAMP)
+	$(BIN)/python -m alphaline.stages
+
 serve: $(STAMP)
 	$(BIN)/alphaline serve
 
