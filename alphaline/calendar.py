@@ -32,3 +32,13 @@ def latest_session(name: str, day: dt.date | str) -> pd.Timestamp:
     ts = pd.Timestamp(day)
     cal = _calendar(name)
     return ts if cal.is_session(ts) else cal.date_to_session(ts, direction="previous")
+
+
+@lru_cache(maxsize=8)
+def sessions_per_year(name: str) -> float:
+    """Average sessions per calendar year of the exchange over 2010–2019: the one
+    annualization constant of every ratio, fixed so that a figure does not move with the date
+    it is computed on."""
+    cal = _calendar(name)
+    counts = [len(cal.sessions_in_range(f"{y}-01-01", f"{y}-12-31")) for y in range(2010, 2020)]
+    return float(sum(counts) / len(counts))

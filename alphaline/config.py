@@ -111,10 +111,45 @@ class CVParams(_Section):
         return self
 
 
+class _Range(_Section):
+    log: bool
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        if not self.low < self.high:  # type: ignore[attr-defined]
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")  # type: ignore[attr-defined]
+        if self.log and self.low <= 0:  # type: ignore[attr-defined]
+            raise ValueError("a log-scale range needs low > 0")
+        return self
+
+
+class IntRange(_Range):
+    low: Annotated[int, Field(ge=1)]
+    high: Annotated[int, Field(ge=1)]
+
+
+class FloatRange(_Range):
+    low: Annotated[float, Field(ge=0)]
+    high: Annotated[float, Field(gt=0)]
+
+
+class SearchSpace(_Section):
+    """LightGBM member hyperparameters Optuna searches, in the order it suggests them."""
+
+    learning_rate: FloatRange
+    num_leaves: IntRange
+    min_child_samples: IntRange
+    feature_fraction: FloatRange
+    bagging_fraction: FloatRange
+    lambda_l2: FloatRange
+
+
 class TuningParams(_Section):
     n_trials: Annotated[int, Field(ge=1, le=10000)]
     seed: Annotated[int, Field(ge=0)]
     timeout_s: Annotated[int, Field(ge=1)]
+    pruner_startup_trials: Annotated[int, Field(ge=0, le=1000)]
+    search_space: SearchSpace
 
 
 class SampleWeightParams(_Section):
@@ -125,6 +160,16 @@ class SampleWeightParams(_Section):
 class MetaLabelParams(_Section):
     enabled: bool
     threshold: Annotated[float, Field(ge=0, lt=1)]
+    n_estimators: Annotated[int, Field(ge=10, le=5000)]
+    num_leaves: Annotated[int, Field(ge=2, le=1024)]
+    min_child_samples: Annotated[int, Field(ge=1)]
+    learning_rate: Annotated[float, Field(gt=0, le=1)]
+    min_train_dates: Annotated[int, Field(ge=5)]
+
+
+class LambdaRankParams(_Section):
+    levels: Annotated[int, Field(ge=2, le=31)]
+    truncation: Annotated[int, Field(ge=1, le=10000)]
 
 
 class TFTParams(_Section):
@@ -136,6 +181,8 @@ class TFTParams(_Section):
     epochs: Annotated[int, Field(ge=1, le=200)]
     batch_size: Annotated[int, Field(ge=16, le=8192)]
     learning_rate: Annotated[float, Field(gt=0, le=1)]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    gradient_clip: Annotated[float, Field(gt=0)]
     quantiles: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -155,6 +202,9 @@ class ModelParams(_Section):
     stack_folds: Annotated[int, Field(ge=2, le=10)]
     redundancy_corr: Annotated[float, Field(gt=0, le=1)]
     keep_versions: Annotated[int, Field(ge=2, le=1000)]
+    n_jobs: Annotated[int, Field(ge=1, le=256)]
+    explain_top: Annotated[int, Field(ge=1, le=50)]
+    lambdarank: LambdaRankParams
     sample_weights: SampleWeightParams
     meta_label: MetaLabelParams
     tft: TFTParams
@@ -207,6 +257,7 @@ class BrokerParams(_Section):
 class DriftParams(_Section):
     psi_threshold: Annotated[float, Field(gt=0, le=10)]
     lookback_days: Annotated[int, Field(ge=5, le=250)]
+    bins: Annotated[int, Field(ge=2, le=100)]
 
 
 class ScheduleParams(_Section):

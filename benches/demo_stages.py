@@ -42,6 +42,7 @@ def main() -> None:
     project.ensure_dirs()
 
     from alphaline.pipelines import evaluate, featurize, ingest, train
+    from alphaline.pipelines.catalog import Catalog
 
     t: dict[str, float] = {}
 
@@ -57,7 +58,7 @@ def main() -> None:
     tables = timed("features", lambda: featurize.build(ingest.load_validated(project),
                                                       params.features))
     timed("feast apply", lambda: featurize.write(project, tables))
-    ts = timed("feast training set", lambda: train.training_set(project))
+    ts = timed("feast training set", lambda: Catalog(project).training_set())
     labels = pd.read_parquet(project.label_table)
     labels = labels[labels["label"].notna() & (labels["date"] <= pd.Timestamp(params.data.end))]
     timed("pandas join (reference)", lambda: labels.merge(tables.features,

@@ -62,22 +62,25 @@ def oracle(project: Project) -> float:
 
 
 def run_market(root: Path, overrides: dict, leak: bool = False) -> dict:
+    from dataclasses import replace
+
     from alphaline.pipelines import evaluate, train
+    from alphaline.pipelines.catalog import Catalog
 
     project = project_at(root, overrides)
     start = time.perf_counter()
     prepare(project)
-    ts = train.training_set(project)
+    ts = Catalog(project).training_set()
     if leak:
-        ts.X = ts.X.assign(leaked=ts.y.to_numpy())  # the label, known "today"
-    trained = train.train_candidate(project, ts)
+        ts = replace(ts, X=ts.X.assign(leaked=ts.y.to_numpy()))  # the label, known "today"
+    trained = train.run_train(project, ts=ts)
     decision = evaluate.run_evaluate(project, ts)
     evaluated = json.loads((project.metrics_dir / "evaluate.json").read_text())
-    out = {"rank_ic": trained["oos"]["rank_ic"], "dsr": trained["oos"]["deflated_sharpe"],
-           "n_trials": int(trained["oos"]["n_trials"]),
+    out = {"rank_ic": trained.oos["rank_ic"], "dsr": trained.oos["deflated_sharpe"],
+           "n_trials": int(trained.oos["n_trials"]),
            "cpcv_rank_ic": evaluated["challenger"]["rank_ic"],
            "promoted": decision.promote, "reasons": decision.reasons,
-           "leaks": [x["feature"] for x in trained["feature_validation"]["leaks"]],
+           "leaks": [x["feature"] for x in trained.feature_validation.leaks],
            "seconds": round(time.perf_counter() - start, 1)}
     if overrides.get("data.synthetic.mode", "alpha") == "alpha" and not leak:
         out["oracle_ic"] = oracle(project)

@@ -56,18 +56,30 @@ def timed(fn, repeat: int = 1) -> tuple[float, object]:
     return statistics.median(best), out
 
 
+# The members' hyperparameters for timing: the middle of the default search space.
+HYPERPARAMETERS = {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 100,
+                   "feature_fraction": 0.8, "bagging_fraction": 0.8, "lambda_l2": 1.0}
+
+
+def member_spec(params, objective: str, seed: int = 1) -> dict:
+    from alphaline.pipelines.train import member_base
+
+    return {**member_base(params), **HYPERPARAMETERS, "objective": objective, "seed": seed}
+
+
 def inference(params, symbols: int) -> dict:
-    from alphaline.models.ensemble import TreeEnsemble
-    from alphaline.models.meta_label import MetaLabeler
+    from alphaline.models.meta_label import with_primary_score
     from alphaline.models.signal import SignalModel
+    from alphaline.pipelines.train import ensemble_from, meta_labeler
 
     X, y, dates, _ = market(symbols, 320, params)
-    members = [{"objective": o, "seed": 1, "n_estimators": params.model.n_estimators}
-               for o in params.model.objectives]
-    ensemble = TreeEnsemble(members, params.model.stack_folds).fit(X, y, dates)
-    scores = ensemble.predict(X, dates.to_numpy())
-    meta = MetaLabeler(params.portfolio.quantile, params.model.meta_label.threshold).fit(
-        X, scores, y.to_numpy(), dates.to_numpy())
+    members = [member_spec(params, o) for o in params.model.objectives]
+    recipe = {"members": members, "stack_folds": params.model.stack_folds,
+              "horizon": params.features.label_horizon, "embargo": params.cv.embargo_days,
+              "redundancy_corr": params.model.redundancy_corr}
+    ensemble = ensemble_from(recipe, params.model.n_jobs).fit(X, y, dates=dates)
+    scores = ensemble.predict(X, dates=dates.to_numpy())
+    meta = meta_labeler(params).fit(with_primary_score(X, scores), y, dates=dates.to_numpy())
     with tempfile.TemporaryDirectory() as tmp:
         SignalModel(ensemble, meta).save(Path(tmp) / "signal")
         load_s, model = timed(lambda: SignalModel.load(Path(tmp) / "signal"))
@@ -93,8 +105,8 @@ def inference(params, symbols: int) -> dict:
 
 def retrain_projection(params, symbols: int, days: int, trials: int) -> dict:
     from alphaline.models.cv import combinatorial_purged, purged_walk_forward
-    from alphaline.models.ensemble import TreeEnsemble
     from alphaline.models.lgbm import LGBMMember
+    from alphaline.pipelines.train import ensemble_from
 
     start = time.perf_counter()
     X, y, dates, _ = market(symbols, days, params)
@@ -107,14 +119,15 @@ def retrain_projection(params, symbols: int, days: int, trials: int) -> dict:
     fit_s = {}
     for objective in params.model.objectives:
         fit_s[objective], _ = timed(lambda o=objective: LGBMMember(
-            o, n_estimators=params.model.n_estimators, seed=1).fit(
-            X.iloc[rows], y.iloc[rows], dates.iloc[rows]))
+            **member_spec(params, o), n_jobs=params.model.n_jobs).fit(
+            X.iloc[rows], y.iloc[rows], dates=dates.iloc[rows]))
         print(f"  {objective} fit on {mean_train:,} rows: {fit_s[objective]:.1f} s", flush=True)
-    members = [{"objective": o, "seed": s, "n_estimators": params.model.n_estimators}
-               for o in params.model.objectives for s in params.model.seeds]
-    ensemble_s, _ = timed(lambda: TreeEnsemble(members, params.model.stack_folds, h,
-                                               cv.embargo_days).fit(
-        X.iloc[rows], y.iloc[rows], dates.iloc[rows]))
+    members = [member_spec(params, o, s) for o in params.model.objectives
+               for s in params.model.seeds]
+    recipe = {"members": members, "stack_folds": params.model.stack_folds, "horizon": h,
+              "embargo": cv.embargo_days, "redundancy_corr": params.model.redundancy_corr}
+    ensemble_s, _ = timed(lambda: ensemble_from(recipe, params.model.n_jobs).fit(
+        X.iloc[rows], y.iloc[rows], dates=dates.iloc[rows]))
     print(f"  ensemble fit on {mean_train:,} rows: {ensemble_s:.1f} s", flush=True)
     cpcv = combinatorial_purged(dates, cv.cpcv_groups, cv.cpcv_test_groups, h, cv.embargo_days)
     cpcv_rows = int(np.mean([len(s.train) for s in cpcv]))

@@ -17,7 +17,6 @@ from arch import arch_model
 
 Wide = pd.DataFrame
 GARCH_MIN_OBS = 250
-GARCH_REFIT_EVERY = 63
 MAX_PERSISTENCE = 0.999
 
 
@@ -43,7 +42,7 @@ def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
     return omega, alpha, beta
 
 
-def garch_forecast(close: Wide, refit_every: int = GARCH_REFIT_EVERY,
+def garch_forecast(close: Wide, refit_every: int,
                    history: int = 1000) -> Wide:
     """Next-day volatility forecast (daily, fraction) known at each close."""
     r = 100 * np.log(close / close.shift(1))
@@ -115,8 +114,8 @@ def benchmark_returns(returns: Wide, symbol: str | None = None) -> pd.Series:
     return returns[symbol]
 
 
-def risk(p: dict[str, Wide], benchmark: pd.Series | None = None,
-         garch_refit_every: int = GARCH_REFIT_EVERY, wanted: set[str] | None = None):
+def risk(p: dict[str, Wide], *, garch_refit_every: int, benchmark: pd.Series | None = None,
+         wanted: set[str] | None = None):
     """Yield ``(name, wide)`` for the risk set.
 
     ``benchmark``: daily log returns of the benchmark, computed from the whole universe by

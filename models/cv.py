@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,79 @@ def session_groups(dates: pd.Series, n_groups: int) -> np.ndarray:
 
 def path_predictions(scores: pd.DataFrame, paths: list[list[tuple[int, int]]]
                      ) -> list[pd.DataFrame]:
-    """Backtest path frames from per-split test predictions with ``split`` and ``group``."""
-    keyed = scores.set_index(["split", "group"]).sort_index()
+    """Backtest path frames from per-split test predictions with ``fold`` (the split's index)
+    and ``group``."""
+    keyed = scores.set_index(["fold", "group"]).sort_index()
     return [pd.concat([keyed.loc[(i, g)] for i, g in path]).reset_index(drop=True)
             for path in paths]
+
+
+class Estimator(Protocol):
+    """The contract every model here follows (docs/architecture.md)."""
+
+    def fit(self, X: pd.DataFrame, y: pd.Series, *, dates: pd.Series,
+            sample_weight: np.ndarray | None = None) -> Estimator: ...
+
+    def predict(self, X: pd.DataFrame, *, dates: ArrayLike) -> np.ndarray: ...
+
+
+Outputs = Callable[[Any, pd.DataFrame, np.ndarray], Mapping[str, ArrayLike]]
+
+
+def _scores(model: Any, X: pd.DataFrame, dates: np.ndarray) -> Mapping[str, ArrayLike]:
+    return {"score": model.predict(X, dates=dates)}
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Out-of-fold predictions (``fold, row, date, symbol, label`` and the model's outputs,
+    ``score`` by default; ``row`` is the position in ``X``) and one row of figures per fold."""
+
+    predictions: pd.DataFrame
+    folds: pd.DataFrame
+
+
+def cross_val_predict(make_model: Callable[[], Any], X: pd.DataFrame, y: pd.Series, *,
+                      dates: pd.Series, splits: list[Split], symbols: pd.Series | None = None,
+                      sample_weight: np.ndarray | None = None, outputs: Outputs = _scores,
+                      on_fold: Callable[[int, pd.DataFrame], None] | None = None) -> CVResult:
+    """The one fold loop: fit a fresh model on each split's training rows, predict its test
+    rows. Tuning, stacking, the meta-labeler, the gate's CPCV and the TFT all run through it.
+
+    A sequence model declares ``context_sessions_`` after ``fit``: how many sessions before
+    a scored row its ``predict`` reads. It then gets those rows too (inputs known before the
+    test block starts, never labels) and only the test rows' outputs are kept.
+    ``on_fold(k, predictions so far)`` runs after each fold (Optuna prunes from it).
+    """
+    from alphaline.models.metrics import mean_rank_ic
+
+    dates = pd.Series(pd.to_datetime(np.asarray(dates)))
+    y = pd.Series(np.asarray(y, dtype="float64"))
+    symbols = None if symbols is None else pd.Series(np.asarray(symbols))
+    position = np.searchsorted(np.unique(dates.to_numpy()), dates.to_numpy())
+    parts, figures = [], []
+    for k, split in enumerate(splits):
+        w = None if sample_weight is None else np.asarray(sample_weight)[split.train]
+        model = make_model().fit(X.iloc[split.train], y.iloc[split.train],
+                                 dates=dates.iloc[split.train], sample_weight=w)
+        rows = split.test
+        context = int(getattr(model, "context_sessions_", 0))
+        if context:
+            lo, hi = position[split.test].min() - context, position[split.test].max()
+            rows = np.flatnonzero((position >= lo) & (position <= hi))
+        out = outputs(model, X.iloc[rows], dates.iloc[rows].to_numpy())
+        keep = np.searchsorted(rows, split.test)
+        frame = pd.DataFrame({
+            "fold": k, "row": split.test, "date": dates.iloc[split.test].to_numpy(),
+            **({} if symbols is None else {"symbol": symbols.iloc[split.test].to_numpy()}),
+            **{name: np.asarray(values)[keep] for name, values in out.items()},
+            "label": y.iloc[split.test].to_numpy()})
+        parts.append(frame)
+        figures.append({"fold": k, "test_start": split.test_start, "test_end": split.test_end,
+                        "train_rows": len(split.train), "test_rows": len(split.test),
+                        **({"rank_ic": mean_rank_ic(frame["score"], frame["label"],
+                                                    frame["date"])} if "score" in frame else {})})
+        if on_fold is not None:
+            on_fold(k, pd.concat(parts, ignore_index=True))
+    predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return CVResult(predictions, pd.DataFrame(figures))

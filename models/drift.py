@@ -8,7 +8,7 @@ import pandas as pd
 _EPS = 1e-4
 
 
-def reference_bins(values: pd.Series | np.ndarray, n_bins: int = 10) -> dict:
+def reference_bins(values: pd.Series | np.ndarray, n_bins: int) -> dict:
     """Decile edges of the reference and the share of it in each bin."""
     v = np.asarray(values, dtype="float64")
     v = v[np.isfinite(v)]

@@ -16,10 +16,12 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from alphaline.models.cv import purged_kfold
+from alphaline.models.cv import cross_val_predict, purged_kfold
 from alphaline.models.lgbm import LGBMMember, cross_sectional_rank
+from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +76,15 @@ def redundant_pairs(corr: pd.DataFrame, threshold: float) -> list[tuple[str, str
 
 
 class TreeEnsemble(BaseEstimator):
-    """``members``: dicts with ``objective``, ``seed`` and LightGBM hyperparameters.
+    """``members``: dicts of :class:`LGBMMember` parameters (``n_jobs`` aside).
 
     ``fit`` runs a purged K-fold inside the training rows (``stack_folds`` folds, purged by
     the label ``horizon`` and ``embargo``) to get out-of-fold member predictions, fits the
     meta-learner on those alone, then refits every member on all rows.
     """
 
-    def __init__(self, members: list[dict] | None = None, stack_folds: int = 3, horizon: int = 1,
-                 embargo: int = 5, redundancy_corr: float = 0.95, n_jobs: int = 2):
+    def __init__(self, members: list[dict], *, stack_folds: int, horizon: int, embargo: int,
+                 redundancy_corr: float, n_jobs: int):
         self.members = members
         self.stack_folds = stack_folds
         self.horizon = horizon
@@ -97,7 +99,7 @@ class TreeEnsemble(BaseEstimator):
     def member_names(self) -> list[str]:
         return [member_name(s) for s in self.members]
 
-    def fit(self, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
+    def fit(self, X: pd.DataFrame, y: pd.Series, *, dates: pd.Series,
             sample_weight: np.ndarray | None = None) -> TreeEnsemble:
         if not self.members:
             raise ValueError("an ensemble needs at least one member")
@@ -105,12 +107,11 @@ class TreeEnsemble(BaseEstimator):
         dates = pd.Series(pd.to_datetime(np.asarray(dates)))
         oof = np.full((len(X), len(self.members)), np.nan)
         self.stack_splits_ = purged_kfold(dates, self.stack_folds, self.horizon, self.embargo)
-        for split in self.stack_splits_:
-            w = None if sample_weight is None else np.asarray(sample_weight)[split.train]
-            for m, spec in enumerate(self.members):
-                member = self._member(spec).fit(X.iloc[split.train], y.iloc[split.train],
-                                                dates.iloc[split.train], w)
-                oof[split.test, m] = member.predict(X.iloc[split.test])
+        for m, spec in enumerate(self.members):
+            result = cross_val_predict(lambda spec=spec: self._member(spec), X, y,
+                                       dates=dates, splits=self.stack_splits_,
+                                       sample_weight=sample_weight)
+            oof[result.predictions["row"].to_numpy(), m] = result.predictions["score"]
         Z, _ = per_date_zscore(oof, dates.to_numpy())
         target = cross_sectional_rank(y, dates).to_numpy()
         self.weights_, self.stack_fell_back_ = stack_weights(Z, target, sample_weight)
@@ -122,22 +123,22 @@ class TreeEnsemble(BaseEstimator):
         for a, b, rho in self.redundant_:
             log.info("ensemble members %s and %s are redundant: out-of-fold correlation "
                      "%.3f > %.2f", a, b, rho, self.redundancy_corr)
-        self.members_ = [self._member(spec).fit(X, y, dates, sample_weight)
+        self.members_ = [self._member(spec).fit(X, y, dates=dates, sample_weight=sample_weight)
                          for spec in self.members]
         self.feature_names_in_ = np.asarray(X.columns)
         return self
 
     def member_predictions(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self)
         return np.column_stack([m.predict(X) for m in self.members_])
 
-    def predict(self, X: pd.DataFrame, dates: pd.Series | np.ndarray | None = None
-                ) -> np.ndarray:
+    def predict(self, X: pd.DataFrame, *, dates: ArrayLike | None) -> np.ndarray:
         """Scores; ``dates`` groups rows into cross-sections (None: one cross-section)."""
         Z, _ = per_date_zscore(self.member_predictions(X), None if dates is None
                                else np.asarray(dates))
         return Z @ self.weights_
 
-    def contributions(self, X: pd.DataFrame, dates: np.ndarray | None = None) -> np.ndarray:
+    def contributions(self, X: pd.DataFrame, *, dates: ArrayLike | None) -> np.ndarray:
         """Exact SHAP decomposition of ``predict``: member TreeSHAP values, each scaled by
         its stacking weight over the member's per-date standard deviation (the per-date
         mean shifts every row of a date alike and is not a feature's doing)."""
@@ -168,17 +169,20 @@ class TreeEnsemble(BaseEstimator):
         return {
             "members": self.members, "stack_folds": self.stack_folds, "horizon": self.horizon,
             "embargo": self.embargo, "redundancy_corr": self.redundancy_corr,
-            "weights": [float(w) for w in self.weights_],
+            "n_jobs": self.n_jobs, "weights": [float(w) for w in self.weights_],
             "features": [str(c) for c in self.feature_names_in_],
             "diversity": self.diversity_.round(6).to_dict(),
         }
 
     @classmethod
-    def load(cls, path: Path, n_jobs: int = 2) -> TreeEnsemble:
+    def load(cls, path: Path, n_jobs: int | None = None) -> TreeEnsemble:
+        """``n_jobs``: threads for scoring (default: what the model was trained with)."""
         path = Path(path)
         spec = json.loads((path / "ensemble.json").read_text())
-        model = cls(spec["members"], spec["stack_folds"], spec["horizon"], spec["embargo"],
-                    spec["redundancy_corr"], n_jobs)
+        n_jobs = n_jobs or spec["n_jobs"]
+        model = cls(spec["members"], stack_folds=spec["stack_folds"], horizon=spec["horizon"],
+                    embargo=spec["embargo"], redundancy_corr=spec["redundancy_corr"],
+                    n_jobs=n_jobs)
         model.weights_ = np.asarray(spec["weights"])
         model.feature_names_in_ = np.asarray(spec["features"])
         model.diversity_ = pd.DataFrame(spec["diversity"])

@@ -119,38 +119,38 @@ def permutation_importance(predict, X: pd.DataFrame, y: pd.Series, dates: pd.Ser
 
 
 def leak_rules(label_corr: pd.Series, in_sample: pd.Series, out_of_sample: pd.Series,
-               bars: FeatureValidationParams) -> list[dict]:
+                thresholds: FeatureValidationParams) -> list[dict]:
     leaks = []
     for name, rho in label_corr.items():
-        if abs(rho) > bars.leak_label_corr:
+        if abs(rho) > thresholds.leak_label_corr:
             leaks.append({"feature": name, "rule": f"|ρ| with the label {abs(rho):.3f} > "
-                                                   f"{bars.leak_label_corr}"})
+                                                   f"{thresholds.leak_label_corr}"})
     positive = in_sample.clip(lower=0)
     total = float(positive.sum())
     for name, imp in in_sample.items():
         share = imp / total if total > 0 else 0.0
         oos = max(float(out_of_sample.get(name, 0.0)), 0.0)
-        if share >= bars.leak_min_share and imp > bars.leak_importance_ratio * oos:
+        if share >= thresholds.leak_min_share and imp > thresholds.leak_importance_ratio * oos:
             leaks.append({"feature": name, "rule": (
                 f"{share:.0%} of in-sample importance ({imp:.4f}), "
                 f"{'only ' + format(oos, '.4f') if oos > 0 else 'none'} out of sample "
-                f"(ratio above {bars.leak_importance_ratio:g})")})
+                f"(ratio above {thresholds.leak_importance_ratio:g})")})
     return leaks
 
 
-def validate_features(X: pd.DataFrame, y: pd.Series, bars: FeatureValidationParams, *,
+def validate_features(X: pd.DataFrame, y: pd.Series, thresholds: FeatureValidationParams, *,
                       in_sample: pd.Series | None = None,
                       out_of_sample: pd.Series | None = None,
                       sample_rows: int = 200_000, seed: int = 0) -> FeatureReport:
     sample = X.sample(min(len(X), sample_rows), random_state=seed)
     ys = y.loc[sample.index]
     rho = label_correlation(sample, ys)
-    report = FeatureReport(n_features=X.shape[1], dead=dead_features(X, bars.dead_std),
-                           correlated_groups=correlated_groups(sample, bars.correlated_abs),
+    report = FeatureReport(n_features=X.shape[1], dead=dead_features(X, thresholds.dead_std),
+                           correlated_groups=correlated_groups(sample, thresholds.correlated_abs),
                            label_corr={k: round(float(v), 6) for k, v in rho.items()})
     ins = in_sample if in_sample is not None else pd.Series(dtype="float64")
     oos = out_of_sample if out_of_sample is not None else pd.Series(dtype="float64")
     report.importance = {n: {"in_sample": float(ins[n]), "out_of_sample": float(oos.get(n, 0.0))}
                          for n in ins.sort_values(ascending=False).index}
-    report.leaks = leak_rules(rho, ins, oos, bars)
+    report.leaks = leak_rules(rho, ins, oos, thresholds)
     return report

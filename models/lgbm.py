@@ -16,7 +16,9 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 Objective = Literal["regression", "lambdarank", "binary"]
 OBJECTIVES: tuple[str, ...] = ("regression", "lambdarank", "binary")
@@ -38,14 +40,17 @@ def above_median(label: pd.Series, dates: pd.Series) -> pd.Series:
     return (label > median).astype("float64").where(label.notna())
 
 
-class LGBMMember(BaseEstimator, RegressorMixin):
-    """Scores symbols for one date; fit on a panel of (date, symbol) rows."""
+class LGBMMember(BaseEstimator):
+    """Scores symbols for one date; fit on a panel of (date, symbol) rows.
 
-    def __init__(self, objective: Objective = "regression", n_estimators: int = 200,
-                 learning_rate: float = 0.05, num_leaves: int = 15,
-                 min_child_samples: int = 100, feature_fraction: float = 0.8,
-                 bagging_fraction: float = 0.8, lambda_l2: float = 1.0, seed: int = 0,
-                 rank_levels: int = 5, rank_truncation: int = 30, n_jobs: int = 2):
+    Every parameter is required: the values come from ``params.yaml`` (through the tuned
+    recipe), never from defaults here.
+    """
+
+    def __init__(self, *, objective: Objective, n_estimators: int, learning_rate: float,
+                 num_leaves: int, min_child_samples: int, feature_fraction: float,
+                 bagging_fraction: float, lambda_l2: float, seed: int, rank_levels: int,
+                 rank_truncation: int, n_jobs: int):
         self.objective = objective
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -78,7 +83,7 @@ class LGBMMember(BaseEstimator, RegressorMixin):
             params["lambdarank_truncation_level"] = self.rank_truncation
         return params
 
-    def fit(self, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
+    def fit(self, X: pd.DataFrame, y: pd.Series, *, dates: pd.Series,
             sample_weight: np.ndarray | None = None) -> LGBMMember:
         if not isinstance(X, pd.DataFrame):
             raise TypeError("X must be a DataFrame with one column per feature")
@@ -105,7 +110,10 @@ class LGBMMember(BaseEstimator, RegressorMixin):
         self.feature_names_in_ = np.asarray(X.columns)
         return self
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: pd.DataFrame, *, dates: ArrayLike | None = None) -> np.ndarray:
+        """Raw margins; ``dates`` is accepted for the common contract and not needed: a
+        member scores each row on its own."""
+        check_is_fitted(self)
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
         if missing:
             raise ValueError(f"missing feature columns {missing}")

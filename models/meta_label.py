@@ -1,10 +1,11 @@
 """Meta-labeling (López de Prado, ch. 3): the primary model picks the side, a secondary
 classifier predicts whether that side will be right, and the bet is side × probability.
 
-The side is the research book's: +1 for a date's top ``quantile`` of scores, -1 for its
-bottom, 0 elsewhere. A side is right when the name's label beats (long) or trails (short)
-the date's median label. The secondary model sees the features plus where the primary
-score put the name, and is fitted only on out-of-sample primary scores.
+The side is the book's (:func:`alphaline.trading.portfolio.quantile_sides`): +1 for a
+date's top ``quantile`` of primary scores, -1 for its bottom, 0 elsewhere. A side is right
+when the name's label beats (long) or trails (short) the date's median label. The secondary
+model sees the features plus where the primary score put the name (the ``primary_score``
+column of its ``X``), and is fitted only on out-of-sample primary scores.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from alphaline.models.cv import Split, cross_val_predict
+from alphaline.trading.portfolio import quantile_sides
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+PRIMARY_SCORE = "primary_score"
 
 
 def primary_position(score: np.ndarray, dates: np.ndarray | None) -> pd.DataFrame:
@@ -27,14 +35,10 @@ def primary_position(score: np.ndarray, dates: np.ndarray | None) -> pd.DataFram
     return pd.DataFrame({"primary_z": z.to_numpy(), "primary_pct": g.rank(pct=True).to_numpy()})
 
 
-def sides(score: np.ndarray, dates: np.ndarray | None, quantile: float) -> np.ndarray:
-    """+1 for a date's top ``quantile`` of scores, -1 for its bottom, 0 elsewhere (the
-    research book's legs, ``models.metrics.book_weights``)."""
-    keys = np.zeros(len(score)) if dates is None else np.asarray(dates)
-    count = pd.Series(keys).map(pd.Series(keys).value_counts()).to_numpy()
-    n = np.maximum(np.floor(count * quantile), 1)
-    rank = pd.Series(np.asarray(score)).groupby(keys).rank(method="first").to_numpy()
-    return np.where(rank > count - n, 1, np.where(rank <= n, -1, 0))
+def sides(score: ArrayLike, dates: ArrayLike | None, quantile: float) -> np.ndarray:
+    """The book's sides of a primary score: +1 top ``quantile``, -1 bottom, 0 elsewhere."""
+    return quantile_sides(pd.Series(np.asarray(score, dtype="float64")), quantile,
+                          dates).to_numpy()
 
 
 def side_correct(side: np.ndarray, label: np.ndarray, dates: np.ndarray) -> np.ndarray:
@@ -48,36 +52,43 @@ def bet_size(side: np.ndarray, probability: np.ndarray, threshold: float) -> np.
     return np.where(probability >= threshold, side * probability, 0.0)
 
 
-class MetaLabeler:
-    def __init__(self, quantile: float, threshold: float, n_estimators: int = 100,
-                 num_leaves: int = 7, min_child_samples: int = 200, seed: int = 0,
-                 n_jobs: int = 2):
+class MetaLabeler(BaseEstimator):
+    """``X``: the features plus a ``primary_score`` column; ``y``: the label. ``predict``
+    returns the bet size, ``predict_proba`` the probability that the side is right."""
+
+    def __init__(self, *, quantile: float, threshold: float, n_estimators: int,
+                 num_leaves: int, min_child_samples: int, learning_rate: float, seed: int,
+                 n_jobs: int):
         self.quantile = quantile
         self.threshold = threshold
         self.n_estimators = n_estimators
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
+        self.learning_rate = learning_rate
         self.seed = seed
         self.n_jobs = n_jobs
 
-    def _inputs(self, X: pd.DataFrame, score: np.ndarray, dates: np.ndarray | None
-                ) -> pd.DataFrame:
-        pos = primary_position(score, dates)
-        return pd.concat([X.reset_index(drop=True), pos], axis=1)
+    def _inputs(self, X: pd.DataFrame, dates: ArrayLike | None) -> pd.DataFrame:
+        if PRIMARY_SCORE not in X.columns:
+            raise ValueError(f"the meta-labeler's X needs a {PRIMARY_SCORE!r} column")
+        pos = primary_position(X[PRIMARY_SCORE].to_numpy(), dates)
+        return pd.concat([X.drop(columns=[PRIMARY_SCORE]).reset_index(drop=True), pos], axis=1)
 
-    def fit(self, X: pd.DataFrame, score: np.ndarray, label: np.ndarray, dates: np.ndarray,
+    def fit(self, X: pd.DataFrame, y: pd.Series, *, dates: ArrayLike,
             sample_weight: np.ndarray | None = None) -> MetaLabeler:
-        side = sides(score, dates, self.quantile)
-        traded = side != 0
+        dates = np.asarray(dates)
+        label = np.asarray(y, dtype="float64")
+        side = sides(X[PRIMARY_SCORE].to_numpy(), dates, self.quantile)
         target = side_correct(side, label, dates)
-        ok = traded & np.isfinite(np.asarray(label, dtype="float64"))
-        inputs = self._inputs(X, score, dates)
+        ok = (side != 0) & np.isfinite(label)
+        inputs = self._inputs(X, dates)
         self.feature_names_in_ = list(inputs.columns)
         params = {"objective": "binary", "num_leaves": self.num_leaves,
-                  "min_data_in_leaf": self.min_child_samples, "learning_rate": 0.05,
-                  "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
-                  "seed": self.seed, "num_threads": self.n_jobs, "verbosity": -1,
-                  "deterministic": True, "force_col_wise": True}
+                  "min_data_in_leaf": self.min_child_samples,
+                  "learning_rate": self.learning_rate, "feature_fraction": 0.8,
+                  "bagging_fraction": 0.8, "bagging_freq": 1, "seed": self.seed,
+                  "num_threads": self.n_jobs, "verbosity": -1, "deterministic": True,
+                  "force_col_wise": True}
         data = lgb.Dataset(inputs[ok].to_numpy(dtype="float32"), label=target[ok],
                            weight=None if sample_weight is None
                            else np.asarray(sample_weight)[ok],
@@ -86,63 +97,74 @@ class MetaLabeler:
         self.base_rate_ = float(target[ok].mean()) if ok.any() else 0.5
         return self
 
-    def predict_proba(self, X: pd.DataFrame, score: np.ndarray, dates: np.ndarray | None = None
-                      ) -> np.ndarray:
-        inputs = self._inputs(X, score, dates)[self.feature_names_in_]
+    def predict_proba(self, X: pd.DataFrame, *, dates: ArrayLike | None) -> np.ndarray:
+        check_is_fitted(self)
+        inputs = self._inputs(X, dates)[self.feature_names_in_]
         return self.booster_.predict(inputs.to_numpy(dtype="float32"), num_threads=self.n_jobs)
 
-    def size(self, X: pd.DataFrame, score: np.ndarray, dates: np.ndarray | None = None
-             ) -> pd.DataFrame:
+    def size(self, X: pd.DataFrame, *, dates: ArrayLike | None) -> pd.DataFrame:
         """``side, probability, size`` per row."""
-        side = sides(score, dates, self.quantile)
-        prob = self.predict_proba(X, score, dates)
+        side = sides(X[PRIMARY_SCORE].to_numpy(), dates, self.quantile)
+        prob = self.predict_proba(X, dates=dates)
         return pd.DataFrame({"side": side, "probability": prob,
                              "size": bet_size(side, prob, self.threshold)})
+
+    def predict(self, X: pd.DataFrame, *, dates: ArrayLike | None) -> np.ndarray:
+        return self.size(X, dates=dates)["size"].to_numpy()
 
     def save(self, path: Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(path / "meta_label.txt"))
         (path / "meta_label.json").write_text(json.dumps({
-            "quantile": self.quantile, "threshold": self.threshold,
-            "n_estimators": self.n_estimators, "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples, "seed": self.seed,
-            "features": self.feature_names_in_, "base_rate": self.base_rate_}, indent=2))
+            **self.get_params(), "features": self.feature_names_in_,
+            "base_rate": self.base_rate_}, indent=2))
         return path
 
     @classmethod
-    def load(cls, path: Path, n_jobs: int = 2) -> MetaLabeler:
+    def load(cls, path: Path, n_jobs: int | None = None) -> MetaLabeler:
         spec = json.loads((Path(path) / "meta_label.json").read_text())
-        model = cls(spec["quantile"], spec["threshold"], spec["n_estimators"],
-                    spec["num_leaves"], spec["min_child_samples"], spec["seed"], n_jobs)
+        features, base_rate = spec.pop("features"), spec.pop("base_rate")
+        spec["n_jobs"] = n_jobs or spec["n_jobs"]
+        model = cls(**spec)
         model.booster_ = lgb.Booster(model_file=str(Path(path) / "meta_label.txt"))
-        model.feature_names_in_ = spec["features"]
-        model.base_rate_ = spec["base_rate"]
+        model.feature_names_in_ = features
+        model.base_rate_ = base_rate
         return model
 
 
-def walk_forward_meta(oos: pd.DataFrame, X: pd.DataFrame, quantile: float, threshold: float,
-                      gap_days: int, seed: int = 0) -> pd.DataFrame:
+def with_primary_score(X: pd.DataFrame, score: ArrayLike) -> pd.DataFrame:
+    """The meta-labeler's input: the features and the primary model's score."""
+    return X.reset_index(drop=True).assign(**{PRIMARY_SCORE: np.asarray(score, "float64")})
+
+
+def walk_forward_meta(oos: pd.DataFrame, X: pd.DataFrame, make_model, gap_days: int,
+                      min_train_dates: int = 20) -> pd.DataFrame:
     """Out-of-sample meta-labels over primary OOS predictions (``fold, date, score, label,
-    row``): fold k's secondary model is fitted on folds before k, ending ``gap_days``
-    sessions before k starts (purge + embargo). Returns rows of folds ≥ 1 with
-    ``side, probability, size``."""
+    row``; ``row`` indexes ``X``): fold k's secondary model is fitted on folds before k,
+    ending ``gap_days`` sessions before k starts (purge + embargo). Returns the rows of
+    folds ≥ 1 with ``side, probability, size``."""
+    oos = oos.reset_index(drop=True)
     sessions = np.unique(oos["date"].to_numpy())
-    parts = []
+    splits = []
     for k in sorted(oos["fold"].unique())[1:]:
-        test = oos[oos["fold"] == k]
-        first = np.searchsorted(sessions, np.datetime64(test["date"].min()))
+        test = np.flatnonzero(oos["fold"].to_numpy() == k)
+        first = np.searchsorted(sessions, oos["date"].to_numpy()[test].min())
         cut = sessions[max(first - gap_days, 0)]
-        train = oos[(oos["fold"] < k) & (oos["date"] < cut)]
-        if train["date"].nunique() < 20:
+        train = np.flatnonzero((oos["fold"].to_numpy() < k) & (oos["date"].to_numpy() < cut))
+        if oos["date"].iloc[train].nunique() < min_train_dates:
             continue
-        model = MetaLabeler(quantile, threshold, seed=seed).fit(
-            X.iloc[train["row"].to_numpy()], train["score"].to_numpy(),
-            train["label"].to_numpy(), train["date"].to_numpy())
-        sized = model.size(X.iloc[test["row"].to_numpy()], test["score"].to_numpy(),
-                           test["date"].to_numpy())
-        parts.append(pd.concat([test.reset_index(drop=True), sized], axis=1))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        splits.append(Split(train, test, pd.Timestamp(oos["date"].iloc[test].min()),
+                            pd.Timestamp(oos["date"].iloc[test].max())))
+    if not splits:
+        return pd.DataFrame()
+    inputs = with_primary_score(X.iloc[oos["row"].to_numpy()], oos["score"])
+    result = cross_val_predict(
+        make_model, inputs, oos["label"], dates=oos["date"], splits=splits,
+        outputs=lambda model, X_, d: model.size(X_, dates=d).to_dict("series"))
+    sized = result.predictions
+    return pd.concat([oos.iloc[sized["row"].to_numpy()].reset_index(drop=True),
+                      sized[["side", "probability", "size"]]], axis=1)
 
 
 def meta_label_summary(sized: pd.DataFrame, threshold: float) -> dict[str, float]:

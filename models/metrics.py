@@ -1,7 +1,9 @@
-"""Signal and strategy metrics: IC, rank IC, long-short returns, PSR and DSR.
+"""Every signal and strategy figure: IC, rank IC, ICIR, book returns and turnover, Sharpe and
+Sortino, PSR and DSR. The one place these are computed.
 
-Sharpe ratios here are per period (not annualized) unless the name says otherwise, because
-PSR and DSR are defined on the per-period estimate and its sample length.
+Sharpe ratios are per period unless the name says otherwise, because PSR and DSR are defined
+on the per-period estimate and its sample length; :func:`annualize` scales one with the
+calendar's sessions per year (:func:`alphaline.calendar.sessions_per_year`).
 """
 
 from __future__ import annotations
@@ -10,59 +12,94 @@ import math
 
 import numpy as np
 import pandas as pd
+from alphaline.trading.portfolio import long_short_weights, sized_long_short_weights
+from numpy.typing import ArrayLike
 from scipy import stats
 
 EULER_GAMMA = 0.5772156649015329
-PERIODS_PER_YEAR = 252
 
 
-def _per_date(frame: pd.DataFrame, fn) -> pd.Series:
-    return frame.groupby("date", sort=True).apply(fn, include_groups=False).dropna()
+def ic_series(score: ArrayLike, label: ArrayLike, dates: ArrayLike, *, rank: bool = True
+              ) -> pd.Series:
+    """Per-date correlation of score with label (Spearman when ``rank``), vectorized.
+
+    A date with fewer than three scored rows, or a constant score or label, has no IC.
+    """
+    f = pd.DataFrame({"d": np.asarray(dates), "s": np.asarray(score, dtype="float64"),
+                      "y": np.asarray(label, dtype="float64")}).dropna()
+    g = f.groupby("d", sort=True)
+    s, y = (g["s"].rank(), g["y"].rank()) if rank else (f["s"], f["y"])
+    s = s - s.groupby(f["d"]).transform("mean")
+    y = y - y.groupby(f["d"]).transform("mean")
+    cov = (s * y).groupby(f["d"]).sum()
+    den = np.sqrt((s**2).groupby(f["d"]).sum() * (y**2).groupby(f["d"]).sum())
+    ic = (cov / den.where(den > 1e-300)).where(g.size() >= 3)
+    return ic.dropna().rename_axis("date")
 
 
 def daily_ic(frame: pd.DataFrame, rank: bool = False) -> pd.Series:
-    """Per-date correlation of ``score`` with ``label`` (Spearman when ``rank``)."""
-    def ic(g: pd.DataFrame) -> float:
-        if len(g) < 3:
-            return np.nan
-        s, y = (g["score"].rank(), g["label"].rank()) if rank else (g["score"], g["label"])
-        if s.std() == 0 or y.std() == 0:
-            return np.nan
-        return float(np.corrcoef(s, y)[0, 1])
-    return _per_date(frame.dropna(subset=["score", "label"]), ic)
+    """:func:`ic_series` of a ``date, score, label`` frame."""
+    return ic_series(frame["score"], frame["label"], frame["date"], rank=rank)
 
 
-def book_weights(frame: pd.DataFrame, quantile: float) -> pd.Series:
-    """Per (date, symbol) weight of the dollar-neutral research book: +0.5/n on the top and
-    -0.5/n on the bottom ``quantile`` of each date's scores (gross 1)."""
-    f = frame.dropna(subset=["score", "label"])
-    ranks = f.groupby("date")["score"].rank(method="first")
-    count = f.groupby("date")["score"].transform("size")
-    n = np.maximum(np.floor(count * quantile), 1)
-    w = 0.5 / n * ((ranks > count - n).astype(float) - (ranks <= n).astype(float))
-    return pd.Series(w.to_numpy(), index=pd.MultiIndex.from_arrays(
-        [f["date"].to_numpy(), f["symbol"].to_numpy() if "symbol" in f else f.index.to_numpy()],
-        names=["date", "symbol"]))
+def mean_rank_ic(score: ArrayLike, label: ArrayLike, dates: ArrayLike) -> float:
+    ic = ic_series(score, label, dates, rank=True)
+    return float(ic.mean()) if len(ic) else 0.0
 
 
-def long_short_returns(frame: pd.DataFrame, quantile: float, horizon: int = 1) -> pd.Series:
-    """Per-date return of a dollar-neutral book: long the top, short the bottom quantile.
+def icir(ics: pd.Series) -> float:
+    """Mean IC over its standard deviation (per period)."""
+    return float(ics.mean() / ics.std()) if len(ics) > 1 and ics.std() > 0 else 0.0
 
-    With ``horizon > 1`` labels overlap; every ``horizon``-th date is kept so that the
-    returns are non-overlapping.
-    """
-    f = frame.dropna(subset=["score", "label"])
-    w = book_weights(f, quantile)
-    returns = (w * f["label"].to_numpy()).groupby(level="date").sum()
+
+def _scored(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.dropna(subset=["score", "label"]).reset_index(drop=True)
+
+
+def book_weights(frame: pd.DataFrame, quantile: float, gross: float = 1.0,
+                 max_weight: float = 1.0) -> pd.Series:
+    """Per-row weights of :func:`alphaline.trading.portfolio.long_short_weights` over each
+    date of a ``date, score, label`` frame (rows without a score or label hold nothing)."""
+    f = _scored(frame)
+    return long_short_weights(f["score"], quantile, gross, max_weight, f["date"].to_numpy())
+
+
+def _book_returns(f: pd.DataFrame, weights: pd.Series, horizon: int) -> pd.Series:
+    returns = (weights * f["label"]).groupby(f["date"].to_numpy()).sum().sort_index()
     returns = returns[f.groupby("date").size().reindex(returns.index) >= 2]
     return returns.iloc[::horizon]
 
 
-def turnover(frame: pd.DataFrame, quantile: float, horizon: int = 1) -> pd.Series:
-    """One-way turnover of the research book at each rebalance (every ``horizon``-th date):
-    the sum of |weight change|; the first rebalance counts the entry."""
-    w = book_weights(frame, quantile).unstack("symbol", fill_value=0.0).sort_index()
-    w = w.iloc[::horizon]
+def long_short_returns(frame: pd.DataFrame, quantile: float, horizon: int = 1,
+                       gross: float = 1.0, max_weight: float = 1.0) -> pd.Series:
+    """Per-date return of the book (long the top, short the bottom ``quantile``).
+
+    With ``horizon > 1`` labels overlap; every ``horizon``-th date is kept so that the
+    returns are non-overlapping.
+    """
+    f = _scored(frame)
+    w = long_short_weights(f["score"], quantile, gross, max_weight, f["date"].to_numpy())
+    return _book_returns(f, w, horizon)
+
+
+def sized_long_short_returns(frame: pd.DataFrame, horizon: int = 1, gross: float = 1.0,
+                             max_weight: float = 1.0) -> pd.Series:
+    """Per-date return of the book sized by ``size`` (meta-labeled bets)."""
+    f = frame.dropna(subset=["label"]).reset_index(drop=True)
+    w = sized_long_short_weights(f["size"], gross, max_weight, f["date"].to_numpy())
+    return _book_returns(f, w, horizon)
+
+
+def turnover(frame: pd.DataFrame, quantile: float, horizon: int = 1, gross: float = 1.0,
+             max_weight: float = 1.0) -> pd.Series:
+    """One-way turnover of the book at each rebalance (every ``horizon``-th date): the sum
+    of |weight change|; the first rebalance counts the entry."""
+    f = _scored(frame)
+    symbol = f["symbol"] if "symbol" in f else pd.Series(f.index)
+    w = pd.Series(book_weights(f, quantile, gross, max_weight).to_numpy(),
+                  index=pd.MultiIndex.from_arrays([f["date"].to_numpy(), symbol.to_numpy()],
+                                                  names=["date", "symbol"]))
+    w = w.unstack("symbol", fill_value=0.0).sort_index().iloc[::horizon]
     if w.empty:
         return pd.Series(dtype="float64")
     traded = w.diff().abs().sum(axis=1)
@@ -78,12 +115,25 @@ def net_long_short_returns(frame: pd.DataFrame, quantile: float, horizon: int,
     return gross - cost * cost_per_turnover
 
 
-def sharpe(returns: pd.Series | np.ndarray) -> float:
+def sharpe(returns: ArrayLike) -> float:
     r = np.asarray(returns, dtype="float64")
     r = r[np.isfinite(r)]
     if len(r) < 2 or r.std(ddof=1) == 0:
         return 0.0
     return float(r.mean() / r.std(ddof=1))
+
+
+def sortino(returns: ArrayLike) -> float:
+    """Mean over downside deviation (root mean square of the negative returns), per period."""
+    r = np.asarray(returns, dtype="float64")
+    r = r[np.isfinite(r)]
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) if len(r) else 0.0
+    return float(r.mean() / downside) if len(r) > 1 and downside > 0 else 0.0
+
+
+def annualize(ratio: float, periods_per_year: float) -> float:
+    """A per-period Sharpe or Sortino ratio on a yearly scale."""
+    return ratio * math.sqrt(periods_per_year)
 
 
 def probabilistic_sharpe(sr: float, n_obs: int, skew: float, kurtosis: float,
@@ -126,30 +176,31 @@ def deflated_sharpe(returns: pd.Series | np.ndarray, trial_sharpes: list[float],
                                 float(stats.kurtosis(r, fisher=False)), sr0)
 
 
-def summarize(frame: pd.DataFrame, quantile: float, horizon: int,
+def summarize(frame: pd.DataFrame, quantile: float, horizon: int, sessions_per_year: float,
               cost_per_turnover: float = 0.0) -> dict[str, float]:
     """Out-of-sample figures for one set of predictions (``date, symbol, score, label``)."""
     ic = daily_ic(frame)
     ric = daily_ic(frame, rank=True)
     ls = long_short_returns(frame, quantile, horizon)
     sr = sharpe(ls)
-    per_year = PERIODS_PER_YEAR / horizon
+    per_year = sessions_per_year / horizon
     return {
         "ic": float(ic.mean()) if len(ic) else 0.0,
         "rank_ic": float(ric.mean()) if len(ric) else 0.0,
-        "icir": float(ric.mean() / ric.std()) if len(ric) > 1 and ric.std() > 0 else 0.0,
+        "icir": icir(ric),
         "hit_rate": float((ric > 0).mean()) if len(ric) else 0.0,
         "sharpe": sr,
-        "sharpe_annualized": sr * math.sqrt(per_year),
+        "sharpe_annualized": annualize(sr, per_year),
+        "sortino_annualized": annualize(sortino(ls), per_year),
         "n_periods": len(ls),
         **({"turnover": float(turnover(frame, quantile, horizon).mean()),
-            "sharpe_net_annualized": sharpe(net_long_short_returns(
-                frame, quantile, horizon, cost_per_turnover)) * math.sqrt(per_year)}
+            "sharpe_net_annualized": annualize(sharpe(net_long_short_returns(
+                frame, quantile, horizon, cost_per_turnover)), per_year)}
            if "symbol" in frame else {}),
     }
 
 
-def fold_metrics(oos: pd.DataFrame, quantile: float, horizon: int,
+def fold_metrics(oos: pd.DataFrame, quantile: float, horizon: int, sessions_per_year: float,
                  cost_per_turnover: float) -> pd.DataFrame:
     """One row per ``fold`` of out-of-sample predictions: IC, rank IC, ICIR, hit rate (share
     of dates with a positive rank IC), turnover, and the long-short Sharpe after costs."""
@@ -160,46 +211,8 @@ def fold_metrics(oos: pd.DataFrame, quantile: float, horizon: int,
         rows.append({
             "fold": int(fold), "start": part["date"].min(), "end": part["date"].max(),
             "ic": float(daily_ic(part).mean()), "rank_ic": float(ric.mean()),
-            "icir": float(ric.mean() / ric.std()) if len(ric) > 1 and ric.std() > 0 else 0.0,
-            "hit_rate": float((ric > 0).mean()) if len(ric) else 0.0,
+            "icir": icir(ric), "hit_rate": float((ric > 0).mean()) if len(ric) else 0.0,
             "turnover": float(turnover(part, quantile, horizon).mean()),
-            "sharpe_net": sharpe(net) * math.sqrt(PERIODS_PER_YEAR / horizon),
+            "sharpe_net": annualize(sharpe(net), sessions_per_year / horizon),
         })
     return pd.DataFrame(rows)
-
-
-def mean_rank_ic(score: np.ndarray, label: np.ndarray, dates: np.ndarray) -> float:
-    """Mean over dates of the Spearman correlation, vectorized (no per-date Python loop)."""
-    f = pd.DataFrame({"d": np.asarray(dates), "s": np.asarray(score, dtype="float64"),
-                      "y": np.asarray(label, dtype="float64")}).dropna()
-    g = f.groupby("d")
-    rs, ry = g["s"].rank(), g["y"].rank()
-    rs = rs - rs.groupby(f["d"]).transform("mean")
-    ry = ry - ry.groupby(f["d"]).transform("mean")
-    cov = (rs * ry).groupby(f["d"]).sum()
-    den = np.sqrt((rs**2).groupby(f["d"]).sum() * (ry**2).groupby(f["d"]).sum())
-    ic = (cov / den.where(den > 0)).where(g.size() >= 3).dropna()
-    return float(ic.mean()) if len(ic) else 0.0
-
-
-def sized_weights(size: pd.Series, dates: np.ndarray, gross: float = 1.0) -> pd.Series:
-    """Weights proportional to signed bet sizes, each leg ``gross / 2``; a date without
-    both a long and a short leg holds nothing (the book stays dollar-neutral)."""
-    s = pd.Series(np.asarray(size, dtype="float64"), index=size.index if
-                  isinstance(size, pd.Series) else None).fillna(0.0)
-    keys = np.asarray(dates)
-    longs = s.clip(lower=0)
-    shorts = (-s).clip(lower=0)
-    long_sum = longs.groupby(keys).transform("sum")
-    short_sum = shorts.groupby(keys).transform("sum")
-    both = (long_sum > 0) & (short_sum > 0)
-    w = gross / 2 * (longs / long_sum.where(both) - shorts / short_sum.where(both))
-    return w.fillna(0.0)
-
-
-def sized_long_short_returns(frame: pd.DataFrame, horizon: int = 1) -> pd.Series:
-    """Per-date return of the book sized by ``size`` (meta-labeled bets)."""
-    f = frame.dropna(subset=["label"]).reset_index(drop=True)
-    w = sized_weights(f["size"], f["date"].to_numpy())
-    returns = (w * f["label"]).groupby(f["date"].to_numpy()).sum().sort_index()
-    return returns.iloc[::horizon]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from alphaline.models.ensemble import TreeEnsemble
-from alphaline.models.meta_label import MetaLabeler
+from alphaline.models.meta_label import MetaLabeler, with_primary_score
 
 
 @dataclass
@@ -28,13 +28,14 @@ class SignalModel:
     def score(self, X: pd.DataFrame, dates: np.ndarray | None = None) -> pd.DataFrame:
         """``score`` per row; with meta-labeling also ``side, probability, size``."""
         X = X[self.features]
-        out = pd.DataFrame({"score": self.ensemble.predict(X, dates)})
+        out = pd.DataFrame({"score": self.ensemble.predict(X, dates=dates)})
         if self.meta is not None:
-            out = pd.concat([out, self.meta.size(X, out["score"].to_numpy(), dates)], axis=1)
+            sized = self.meta.size(with_primary_score(X, out["score"]), dates=dates)
+            out = pd.concat([out, sized], axis=1)
         return out
 
     def contributions(self, X: pd.DataFrame, dates: np.ndarray | None = None) -> np.ndarray:
-        return self.ensemble.contributions(X[self.features], dates)
+        return self.ensemble.contributions(X[self.features], dates=dates)
 
     def save(self, path: Path) -> Path:
         path = Path(path)
@@ -46,7 +47,7 @@ class SignalModel:
         return path
 
     @classmethod
-    def load(cls, path: Path, n_jobs: int = 2) -> SignalModel:
+    def load(cls, path: Path, n_jobs: int | None = None) -> SignalModel:
         path = Path(path)
         spec = json.loads((path / "signal.json").read_text())
         meta = MetaLabeler.load(path / "meta_label", n_jobs) if spec["meta_label"] else None

@@ -9,15 +9,16 @@ count all trials tried.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
 import pandas as pd
-from alphaline.models.cv import Split
+from alphaline.models.cv import Split, cross_val_predict
 from alphaline.models.lgbm import LGBMMember
-from alphaline.models.metrics import daily_ic, long_short_returns, sharpe
+from alphaline.models.metrics import long_short_returns, mean_rank_ic, sharpe
+
+from alphaline.config import SearchSpace
 
 
 @dataclass
@@ -29,76 +30,48 @@ class TuningResult:
     trial_sharpes: list[float] = field(default_factory=list)
 
 
-def search_space(trial: optuna.Trial) -> dict:
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 4, 63, log=True),
-        "min_child_samples": trial.suggest_int("min_child_samples", 20, 400, log=True),
-        "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
-        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10.0, log=True),
-    }
-
-
-def out_of_sample(make_model: Callable[[], object], X: pd.DataFrame, y: pd.Series,
-                  dates: pd.Series, symbols: pd.Series, splits: list[Split],
-                  sample_weight: np.ndarray | None = None,
-                  on_fold: Callable[[int, pd.DataFrame], None] | None = None) -> pd.DataFrame:
-    """Fit a fresh model on each fold's training rows and score its test rows.
-
-    Returns ``fold, row, date, symbol, score, label`` (``row``: position in ``X``).
-    """
-    parts = []
-    for k, split in enumerate(splits):
-        w = None if sample_weight is None else np.asarray(sample_weight)[split.train]
-        model = make_model().fit(X.iloc[split.train], y.iloc[split.train],
-                                 dates.iloc[split.train], w)
-        test_dates = dates.iloc[split.test].to_numpy()
-        parts.append(pd.DataFrame({
-            "fold": k, "row": split.test, "date": test_dates,
-            "symbol": symbols.iloc[split.test].to_numpy(),
-            "score": predict(model, X.iloc[split.test], test_dates),
-            "label": y.iloc[split.test].to_numpy(),
-        }))
-        if on_fold is not None:
-            on_fold(k, pd.concat(parts, ignore_index=True))
-    return pd.concat(parts, ignore_index=True)
-
-
-def predict(model, X: pd.DataFrame, dates: np.ndarray) -> np.ndarray:
-    """Member margins need no dates; an ensemble standardizes within each date."""
-    if isinstance(model, LGBMMember):
-        return model.predict(X)
-    return model.predict(X, dates)
+def suggest(trial: optuna.Trial, space: SearchSpace) -> dict:
+    """One point of the LightGBM search space that ``tuning.search_space`` declares."""
+    out: dict[str, float | int] = {}
+    for name, bounds in space.model_dump().items():
+        suggest_fn = trial.suggest_int if isinstance(bounds["low"], int) else trial.suggest_float
+        out[name] = suggest_fn(name, bounds["low"], bounds["high"], log=bounds["log"])
+    return out
 
 
 def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
                 symbols: pd.Series, splits: list[Split], *, sample_weight: np.ndarray | None,
                 n_trials: int, seed: int, storage: str, study_name: str, base_params: dict,
-                quantile: float, horizon: int, timeout_s: float | None = None,
+                space: SearchSpace, pruner_startup_trials: int, n_jobs: int, quantile: float,
+                horizon: int, timeout_s: float | None = None,
                 callbacks: list | None = None) -> TuningResult:
+    """``base_params``: the member parameters that are not searched (``n_estimators``,
+    ``seed``, the LambdaRank settings)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials,
+                                           n_warmup_steps=1),
     )
     study.set_user_attr("objective", objective)
 
     def objective_fn(trial: optuna.Trial) -> float:
-        params = {**base_params, **search_space(trial), "objective": objective}
+        params = {**base_params, **suggest(trial, space), "objective": objective}
 
         def on_fold(k: int, so_far: pd.DataFrame) -> None:
             ls = long_short_returns(so_far, quantile, horizon)
             trial.set_user_attr("sharpe", sharpe(ls))
             trial.set_user_attr("folds", k + 1)
-            trial.report(float(daily_ic(so_far, rank=True).mean()), step=k)
+            trial.report(mean_rank_ic(so_far["score"], so_far["label"], so_far["date"]),
+                         step=k)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        oos = out_of_sample(lambda: LGBMMember(**params), X, y, dates, symbols, splits,
-                            sample_weight, on_fold)
-        return float(daily_ic(oos, rank=True).mean())
+        oos = cross_val_predict(lambda: LGBMMember(**params, n_jobs=n_jobs), X, y,
+                                dates=dates, symbols=symbols, splits=splits,
+                                sample_weight=sample_weight, on_fold=on_fold).predictions
+        return mean_rank_ic(oos["score"], oos["label"], oos["date"])
 
     study.optimize(objective_fn, n_trials=n_trials, timeout=timeout_s, callbacks=callbacks,
                    gc_after_trial=True)

@@ -15,6 +15,7 @@ from alphaline.models.meta_label import (
     side_correct,
     sides,
     walk_forward_meta,
+    with_primary_score,
 )
 from alphaline.models.metrics import mean_rank_ic
 from alphaline.models.weights import label_uniqueness, sample_weights, time_decay
@@ -31,16 +32,34 @@ def panel(n_dates: int = 300, n_symbols: int = 40, seed: int = 0, signal: float 
     return X, y, idx["date"], idx["symbol"]
 
 
-SMALL = {"n_estimators": 40, "num_leaves": 7, "min_child_samples": 50}
+SMALL = {"n_estimators": 40, "num_leaves": 7, "min_child_samples": 50, "learning_rate": 0.05,
+         "feature_fraction": 0.8, "bagging_fraction": 0.8, "lambda_l2": 1.0, "rank_levels": 5,
+         "rank_truncation": 30}
+
+
+def member(objective: str, seed: int = 1, **overrides) -> LGBMMember:
+    return LGBMMember(**{**SMALL, "objective": objective, "seed": seed, **overrides}, n_jobs=2)
+
+
+def ensemble(members: list[dict], *, stack_folds: int = 2, horizon: int = 1, embargo: int = 5,
+             redundancy_corr: float = 0.95) -> TreeEnsemble:
+    return TreeEnsemble(members, stack_folds=stack_folds, horizon=horizon, embargo=embargo,
+                        redundancy_corr=redundancy_corr, n_jobs=2)
+
+
+def meta_labeler(**overrides) -> MetaLabeler:
+    return MetaLabeler(**{"quantile": 0.2, "threshold": 0.5, "n_estimators": 100,
+                          "num_leaves": 7, "min_child_samples": 200, "learning_rate": 0.05,
+                          "seed": 0, "n_jobs": 2, **overrides})
 
 
 @pytest.mark.parametrize("objective", ["regression", "lambdarank", "binary"])
 def test_each_objective_learns_the_signal(objective):
     X, y, dates, _ = panel()
     train = dates < dates.unique()[200]
-    member = LGBMMember(objective, seed=1, **SMALL).fit(X[train], y[train], dates[train])
+    model = member(objective).fit(X[train], y[train], dates=dates[train])
     test = ~train
-    ic = mean_rank_ic(member.predict(X[test]), y[test], dates[test])
+    ic = mean_rank_ic(model.predict(X[test]), y[test], dates[test])
     assert ic > 0.1, (objective, ic)
 
 
@@ -52,8 +71,7 @@ def test_lambdarank_accepts_rows_in_any_order():
     shuffled = np.random.default_rng(1).permutation(rows)
     ics = []
     for order in (rows, shuffled):
-        m = LGBMMember("lambdarank", seed=1, **SMALL).fit(X.iloc[order], y.iloc[order],
-                                                          dates.iloc[order])
+        m = member("lambdarank").fit(X.iloc[order], y.iloc[order], dates=dates.iloc[order])
         ics.append(mean_rank_ic(m.predict(X[~train]), y[~train], dates[~train]))
     assert min(ics) > 0.15 and abs(ics[0] - ics[1]) < 0.03, ics
 
@@ -62,7 +80,7 @@ def test_stacking_is_fitted_only_on_out_of_fold_predictions():
     X, y, dates, _ = panel(n_dates=200)
     members = [{"objective": "regression", "seed": 1, **SMALL},
                {"objective": "binary", "seed": 2, **SMALL}]
-    model = TreeEnsemble(members, stack_folds=3, horizon=2, embargo=3).fit(X, y, dates)
+    model = ensemble(members, stack_folds=3, horizon=2, embargo=3).fit(X, y, dates=dates)
     sessions = np.unique(dates)
     pos = np.searchsorted(sessions, dates.to_numpy())
     covered = np.zeros(len(X), dtype=int)
@@ -83,9 +101,10 @@ def test_stacking_does_not_reward_a_member_that_memorizes():
     honest = {"objective": "regression", "seed": 1, **SMALL}
     memorizer = {"objective": "regression", "seed": 2, "n_estimators": 300, "num_leaves": 255,
                  "min_child_samples": 1, "learning_rate": 0.3, "feature_fraction": 1.0,
-                 "bagging_fraction": 1.0, "lambda_l2": 0.0}
-    model = TreeEnsemble([honest, memorizer], stack_folds=3, horizon=1, embargo=2
-                         ).fit(X, y, dates)
+                 "bagging_fraction": 1.0, "lambda_l2": 0.0, "rank_levels": 5,
+                 "rank_truncation": 30}
+    model = ensemble([honest, memorizer], stack_folds=3, horizon=1, embargo=2
+                     ).fit(X, y, dates=dates)
     assert model.weights_[0] > model.weights_[1]
     # the same meta-learner fitted on in-fold (training) predictions prefers the memorizer
     Z, _ = per_date_zscore(model.member_predictions(X), dates.to_numpy())
@@ -98,10 +117,10 @@ def test_stacking_does_not_reward_a_member_that_memorizes():
 def test_contributions_decompose_the_score_exactly():
     X, y, dates, _ = panel(n_dates=120)
     members = [{"objective": o, "seed": 1, **SMALL} for o in ("regression", "binary")]
-    model = TreeEnsemble(members, stack_folds=2).fit(X, y, dates)
+    model = ensemble(members).fit(X, y, dates=dates)
     day = dates == dates.max()
-    score = model.predict(X[day])
-    phi = model.contributions(X[day])
+    score = model.predict(X[day], dates=None)
+    phi = model.contributions(X[day], dates=None)
     offset = phi.sum(axis=1) - score
     assert np.ptp(offset) < 1e-9  # a per-date constant: ranks are explained exactly
     assert np.abs(phi[:, 0]).mean() > np.abs(phi[:, 1:]).mean(axis=0).max()
@@ -110,9 +129,9 @@ def test_contributions_decompose_the_score_exactly():
 def test_save_and_load_give_identical_scores(tmp_path):
     X, y, dates, _ = panel(n_dates=100)
     members = [{"objective": o, "seed": 1, **SMALL} for o in ("regression", "lambdarank")]
-    model = TreeEnsemble(members, stack_folds=2).fit(X, y, dates)
+    model = ensemble(members).fit(X, y, dates=dates)
     loaded = TreeEnsemble.load(model.save(tmp_path / "ens"))
-    assert np.array_equal(model.predict(X[:40]), loaded.predict(X[:40]))
+    assert np.array_equal(model.predict(X[:40], dates=None), loaded.predict(X[:40], dates=None))
     assert np.array_equal(model.weights_, loaded.weights_)
 
 
@@ -121,7 +140,7 @@ def test_redundant_members_are_logged(caplog):
     same = [{"objective": "regression", "seed": s, **SMALL, "bagging_fraction": 1.0,
              "feature_fraction": 1.0} for s in (1, 2)]
     with caplog.at_level(logging.INFO, logger="alphaline.models.ensemble"):
-        model = TreeEnsemble(same, stack_folds=2, redundancy_corr=0.9).fit(X, y, dates)
+        model = ensemble(same, redundancy_corr=0.9).fit(X, y, dates=dates)
     assert model.redundant_ and model.diversity_.iloc[0, 1] > 0.9
     assert "redundant" in caplog.text
 
@@ -167,10 +186,10 @@ def test_meta_labeler_learns_when_the_primary_is_right():
     score = X["f0"].to_numpy()
     y = np.where(X["f1"] > 0, score, -score) + 0.3 * rng.normal(size=len(X))
     train = (dates < dates.unique()[180]).to_numpy()
-    meta = MetaLabeler(quantile=0.2, threshold=0.5).fit(
-        X[train], score[train], y[train], dates[train].to_numpy())
+    meta = meta_labeler().fit(with_primary_score(X[train], score[train]), y[train],
+                              dates=dates[train].to_numpy())
     test = ~train
-    sized = meta.size(X[test], score[test], dates[test].to_numpy())
+    sized = meta.size(with_primary_score(X[test], score[test]), dates=dates[test].to_numpy())
     traded = sized["side"].to_numpy() != 0
     prob = sized["probability"].to_numpy()[traded]
     f1 = X.loc[test, "f1"].to_numpy()[traded]
@@ -186,13 +205,13 @@ def test_walk_forward_meta_never_trains_on_its_own_fold():
     seen = []
     original_fit = MetaLabeler.fit
 
-    def spy(self, X_, score, label, d, sample_weight=None):
-        seen.append(pd.to_datetime(d).max())
-        return original_fit(self, X_, score, label, d, sample_weight)
+    def spy(self, X_, y_, *, dates, sample_weight=None):
+        seen.append(pd.to_datetime(dates).max())
+        return original_fit(self, X_, y_, dates=dates, sample_weight=sample_weight)
 
     MetaLabeler.fit = spy
     try:
-        sized = walk_forward_meta(oos, X, 0.2, 0.5, gap_days=6)
+        sized = walk_forward_meta(oos, X, meta_labeler, gap_days=6)
     finally:
         MetaLabeler.fit = original_fit
     assert set(sized["fold"]) == {1, 2, 3}
@@ -200,3 +219,23 @@ def test_walk_forward_meta_never_trains_on_its_own_fold():
         first_test = oos.loc[oos["fold"] == k, "date"].min()
         gap = np.searchsorted(sessions, first_test) - np.searchsorted(sessions, last_train)
         assert gap > 6
+
+
+def test_every_model_refuses_to_predict_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    X, _, dates, _ = panel(n_dates=5)
+    for model in (member("regression"), ensemble([{**SMALL, "objective": "binary", "seed": 1}]),
+                  meta_labeler()):
+        with pytest.raises(NotFittedError):
+            model.predict(with_primary_score(X, X["f0"]) if isinstance(model, MetaLabeler)
+                          else X, dates=dates)
+
+
+def test_members_and_ensembles_clone_with_their_parameters():
+    from sklearn.base import clone
+
+    m = member("lambdarank", seed=3)
+    assert clone(m).get_params() == m.get_params()
+    e = ensemble([{**SMALL, "objective": "binary", "seed": 1}], stack_folds=4)
+    assert clone(e).get_params()["stack_folds"] == 4

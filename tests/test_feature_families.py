@@ -119,7 +119,7 @@ def test_garch_recovers_persistence_and_forecasts_positive_volatility():
     params = risk._fit(r)
     assert params is not None and 0.9 < params[1] + params[2] < 1.0
     close = wide(100 * np.exp(np.cumsum(r / 100)))
-    forecast = risk.garch_forecast(close)["X"]
+    forecast = risk.garch_forecast(close, refit_every=63)["X"]
     assert forecast.iloc[: risk.GARCH_MIN_OBS - 1].isna().all()
     assert (forecast.dropna() > 0).all()
     realized = np.std(r[-500:]) / 100

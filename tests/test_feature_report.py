@@ -12,13 +12,12 @@ from alphaline.models.feature_report import (
     permutation_importance,
     validate_features,
 )
-from alphaline.models.lgbm import LGBMMember
 from alphaline.models.metrics import fold_metrics, long_short_returns, turnover
 from alphaline.trading.portfolio import sized_long_short_weights
 
 from alphaline.config import load_params
 from tests.conftest import REPO
-from tests.test_ensemble import SMALL, panel
+from tests.test_ensemble import member, panel
 
 BARS = load_params(REPO / "params.yaml").feature_validation
 
@@ -46,11 +45,11 @@ def test_the_label_shifted_into_the_features_is_a_suspected_leak():
 def test_an_honest_signal_is_not_flagged():
     X, y, dates, _ = panel(n_dates=200, signal=0.3)
     train = (dates < dates.unique()[150]).to_numpy()
-    member = LGBMMember("regression", seed=1, **SMALL).fit(X[train], y[train], dates[train])
+    model = member("regression").fit(X[train], y[train], dates=dates[train])
     feats = list(X.columns)
-    ins = permutation_importance(member.predict, X[train].reset_index(drop=True),
+    ins = permutation_importance(model.predict, X[train].reset_index(drop=True),
                                  y[train].reset_index(drop=True), dates[train].to_numpy(), feats)
-    oos = permutation_importance(member.predict, X[~train].reset_index(drop=True),
+    oos = permutation_importance(model.predict, X[~train].reset_index(drop=True),
                                  y[~train].reset_index(drop=True), dates[~train].to_numpy(),
                                  feats)
     assert ins.idxmax() == "f0" and oos.idxmax() == "f0" and oos["f0"] > 0.05
@@ -79,7 +78,7 @@ def test_fold_metrics_and_turnover():
     assert t.tolist() == [1.0, 0.0, 2.0, 0.0]  # enter, hold, flip both legs, hold
     gross = long_short_returns(oos, 0.2)
     assert np.allclose(gross, 0.5 * (0.05 - 0.01))
-    table = fold_metrics(oos, 0.2, 1, cost_per_turnover=0.001)
+    table = fold_metrics(oos, 0.2, 1, 252.0, cost_per_turnover=0.001)
     assert list(table["fold"]) == [0, 1]
     assert np.allclose(table["rank_ic"], 1.0) and (table["hit_rate"] == 1.0).all()
     assert (table["turnover"] == 0.5).all()  # each fold enters once, then holds

@@ -1,7 +1,8 @@
 """The sets chosen in params reach the feature table, the Feast schema and training."""
 
 from alphaline.features.definitions import feature_names
-from alphaline.pipelines import featurize, ingest, train
+from alphaline.pipelines import featurize, ingest
+from alphaline.pipelines.catalog import Catalog
 
 from tests.conftest import make_project
 
@@ -22,5 +23,5 @@ def test_selected_sets_flow_through_feast_to_the_training_set(tmp_path):
     assert abs(day["ret_5"].mean()) < 1e-6 and day["ret_5"].abs().max() <= 0.5
     store = featurize.open_feature_store(project)
     assert [f.name for f in store.get_feature_view("bar_features").features] == names
-    ts = train.training_set(project, store)
+    ts = Catalog(project).training_set(store)
     assert ts.features == names and len(ts.X) > 1000

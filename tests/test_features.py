@@ -7,6 +7,7 @@ from alphaline.features.definitions import FEATURES, SETS, feature_names, get
 from alphaline.pipelines.synthetic import generate_market
 
 ALL = feature_names(SETS)
+RISK = {"risk": {"garch_refit_every": 63}}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,8 @@ def test_every_feature_ignores_data_after_t(long_market):
     market = long_market
     cut = pd.Timestamp("2022-08-15")
     defs = get(ALL)
-    full = compute_features(market, defs)
-    truncated = compute_features(market[market["date"] <= cut], defs)
+    full = compute_features(market, defs, family_options=RISK)
+    truncated = compute_features(market[market["date"] <= cut], defs, family_options=RISK)
     altered_bars = market.copy()
     later = altered_bars["date"] > cut
     rng = np.random.default_rng(0)
@@ -53,7 +54,7 @@ def test_every_feature_ignores_data_after_t(long_market):
     prices = altered_bars.loc[later, ["open", "high", "low", "close"]]
     altered_bars.loc[later, "high"] = prices.max(axis=1)
     altered_bars.loc[later, "volume"] *= 7
-    altered = compute_features(altered_bars, defs)
+    altered = compute_features(altered_bars, defs, family_options=RISK)
     past = full["date"] <= cut
     for name in ALL:
         a = full.loc[past, name].to_numpy()
@@ -144,7 +145,7 @@ def test_adjustment_factor_applies_before_features():
 def test_zero_volume_day_gives_no_infinities(long_market):
     bars = long_market.copy()
     bars.loc[bars.index[300], "volume"] = 0.0
-    feats = compute_features(bars, get(ALL))
+    feats = compute_features(bars, get(ALL), family_options=RISK)
     values = feats[ALL].to_numpy(dtype="float64")
     assert not np.isinf(values).any()
     row = feats[(feats["symbol"] == bars.loc[bars.index[300], "symbol"])

@@ -5,19 +5,17 @@ import math
 
 import optuna
 from alphaline.flows.retrain import retrain
-from alphaline.models import registry
-from mlflow import MlflowClient
+from alphaline.models.registry import CHALLENGER, CHAMPION, Registry
 
 from tests.conftest import make_project
 
 
 def test_champion_is_registered_with_its_evidence(trained_project):
     p = trained_project.params
-    registry.configure(trained_project.mlflow_tracking_uri, trained_project.mlflow_artifacts,
-                       p.model.name)
-    client = MlflowClient()
-    version = registry.alias_version(p.model.name, registry.CHAMPION)
-    assert version == registry.alias_version(p.model.name, registry.CHALLENGER)
+    registry = Registry.for_project(trained_project)
+    client = registry.client
+    version = registry.alias_version(p.model.name, CHAMPION)
+    assert version == registry.alias_version(p.model.name, CHALLENGER)
     mv = client.get_model_version(p.model.name, version)
     assert mv.tags["gate.decision"] == "promote"
     assert "DSR" in mv.tags["gate.reasons"] and "rank IC" in mv.tags["gate.reasons"]
@@ -54,10 +52,9 @@ def test_gate_refuses_a_model_of_pure_noise(tmp_path, prefect_harness):
     project = make_project(tmp_path / "noise", data__synthetic__mode="noise")
     out = retrain(root=str(project.root), as_of=project.params.data.end, reason="test")
     assert not out["promoted"]
-    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts,
-                       project.params.model.name)
-    assert registry.alias_version(project.params.model.name, registry.CHAMPION) is None
-    tags = MlflowClient().get_model_version(project.params.model.name, out["version"]).tags
+    registry = Registry.for_project(project)
+    assert registry.alias_version(project.params.model.name, CHAMPION) is None
+    tags = registry.version_tags(project.params.model.name, out["version"])
     assert tags["gate.decision"] == "reject"
 
 
@@ -89,27 +86,37 @@ def test_rollback_restores_the_previous_champion(trained_project, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "v2 → v1" in result.output
-    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts,
-                       project.params.model.name)
-    assert registry.alias_version(project.params.model.name, registry.CHAMPION) == "1"
-    tags = MlflowClient().get_model_version(project.params.model.name, "2").tags
+    registry = Registry.for_project(project)
+    assert registry.alias_version(project.params.model.name, CHAMPION) == "1"
+    tags = registry.version_tags(project.params.model.name, "2")
     assert "bad fills" in tags["rollback.from"]
 
 
 def test_registry_keeps_the_newest_versions_and_the_rollback_target(tmp_path):
     import mlflow
 
-    registry.configure(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", "keep")
-    client = MlflowClient()
+    registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", "keep")
+    client = registry.client
     client.create_registered_model("keep")
-    with mlflow.start_run() as run:
+    with registry.fluent() as exp_id, mlflow.start_run(experiment_id=exp_id) as run:
         mlflow.log_dict({"x": 1}, "model/x.json")
     for _ in range(6):
         client.create_model_version("keep", f"{run.info.artifact_uri}/model", run.info.run_id)
     client.set_model_version_tag("keep", "1", "gate.decision", "promote")
     client.set_model_version_tag("keep", "3", "gate.decision", "promote")
-    client.set_registered_model_alias("keep", registry.CHAMPION, "3")
+    client.set_registered_model_alias("keep", CHAMPION, "3")
     deleted = registry.prune_versions("keep", keep=2)
     left = sorted(int(v.version) for v in client.search_model_versions("name='keep'"))
     # newest two (5, 6), the champion (3), and v1: the version a rollback would restore
     assert left == [1, 3, 5, 6] and sorted(deleted) == ["2", "4"]
+
+
+def test_the_registry_leaves_mlflows_global_uri_alone(tmp_path):
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts", "x")
+    with registry.fluent():
+        assert mlflow.get_tracking_uri() == registry.tracking_uri
+    assert mlflow.get_tracking_uri() == before
+    assert registry.alias_version("nothing", CHAMPION) is None

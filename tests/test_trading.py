@@ -1,10 +1,11 @@
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
-from alphaline.trading.ledger import Ledger
+from alphaline.trading.ledger import Ledger, revisions, upgrade
 from alphaline.trading.ledger.models import Order
 from alphaline.trading.portfolio import (
     OrderIntent,
@@ -13,10 +14,11 @@ from alphaline.trading.portfolio import (
     rebalance_orders,
 )
 from alphaline.trading.risk_engine import Approved, check_orders
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
 
 from alphaline.config import load_params
-from tests.conftest import REPO
+from alphaline.errors import MissingPrerequisite
+from tests.conftest import REPO, open_ledger
 
 PARAMS = load_params(REPO / "params.yaml")
 DAY = dt.date(2024, 1, 2)
@@ -97,15 +99,32 @@ def test_cost_model_square_root_impact():
 
 
 def test_ledger_schema_is_migrated_by_alembic(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    before, head = upgrade(url)
+    assert before is None and revisions(url) == (head, head)
+    ledger = Ledger(url)
     tables = set(inspect(ledger.engine).get_table_names())
     assert {"alembic_version", "orders", "fills", "signals", "positions", "daily_nav",
             "cash_movements", "controls"} <= tables
-    Ledger(ledger.url)  # reopening is a no-op upgrade
+    ledger.engine.dispose()
+    written = (tmp_path / "ledger.db").read_bytes()
+    assert upgrade(url) == (head, head)  # a second upgrade is a no-op
+    assert (tmp_path / "ledger.db").read_bytes() == written
+    Ledger(url)
+
+
+def test_opening_an_unmigrated_ledger_names_the_upgrade_step(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    _, head = revisions(url)
+    with pytest.raises(MissingPrerequisite, match=f"code expects {head}: run `alphaline db "
+                                                  "upgrade`") as err:
+        Ledger(url)
+    assert err.value.exit_code == 4
+    assert inspect(create_engine(url)).get_table_names() == []  # opening did not migrate
 
 
 def test_ledger_orders_fills_and_nav(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.ensure_initial_cash(DAY, 100_000.0)
     ledger.ensure_initial_cash(DAY, 100_000.0)  # once only
     row = Order(client_order_id="20240102-A-rebalance", trading_day=DAY, symbol="A",
@@ -125,3 +144,25 @@ def test_ledger_orders_fills_and_nav(tmp_path):
     assert ledger.orders(status="FILLED")[0].client_order_id == row.client_order_id
     with pytest.raises(ValueError, match="no close"):
         ledger.mark_to_market(next_day, {})
+
+
+def test_sized_book_stays_neutral_when_the_cap_binds():
+    from alphaline.trading.portfolio import sized_long_short_weights
+
+    sizes = pd.Series({"L1": 0.9, "L2": 0.8, **{f"S{i}": -0.6 for i in range(10)}})
+    w = sized_long_short_weights(sizes, gross=1.0, max_weight=0.05)
+    assert w.sum() == pytest.approx(0.0, abs=1e-12)
+    assert w.abs().max() <= 0.05 + 1e-12
+    assert w[["L1", "L2"]].tolist() == pytest.approx([0.05, 0.05])
+
+
+def test_research_metrics_and_the_daily_flow_build_the_same_book():
+    from alphaline.models.metrics import book_weights
+
+    rng = np.random.default_rng(4)
+    scores = pd.Series(rng.normal(size=37), index=[f"S{i}" for i in range(37)])
+    daily = long_short_weights(scores, quantile=0.2, gross=1.0, max_weight=0.05)
+    frame = pd.DataFrame({"date": pd.Timestamp("2024-01-02"), "symbol": scores.index,
+                          "score": scores.to_numpy(), "label": 0.0})
+    research = book_weights(frame, 0.2, gross=1.0, max_weight=0.05)
+    assert np.allclose(research.to_numpy(), daily.to_numpy())

@@ -66,7 +66,7 @@ def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20) -> Marke
                           adv.to_dict())
 
 
-def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int = 5) -> pd.DataFrame:
+def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int) -> pd.DataFrame:
     """``symbol, score, reasons`` (+ ``side, probability, size`` with meta-labeling): the
     signal for today's cross-section and each name's top SHAP contributions."""
     X = vectors[model.features].astype("float64")
