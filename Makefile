@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/alphaline db upgrade
 	$(BIN)/alphaline demo
 
 test: $(STAMP)

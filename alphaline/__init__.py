@@ -1,7 +1,7 @@
-"""alphaline: research-to-production loop for systematic trading."""
+"""alphaline: research-to-production loop for systematic trading.
 
-from alphaline.runtime import configure_environment
+Importing alphaline (or any of its modules) changes nothing in the process: environment
+set-up belongs to entry points, which call :func:`alphaline.runtime.configure_environment`.
+"""
 
 __version__ = "0.1.0"
-
-configure_environment()

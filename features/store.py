@@ -8,7 +8,6 @@ decision at a close sees that day's features and never a later day's.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,9 +15,6 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 import yaml
-
-os.environ.setdefault("FEAST_USAGE", "False")
-
 from alphaline.features.definitions import get
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
 from feast.repo_config import RepoConfig

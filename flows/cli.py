@@ -21,8 +21,15 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alphaline.config import ConfigError
+from alphaline.errors import (
+    AlphalineError,
+    ConfigError,
+    DataRejected,
+    MissingPrerequisite,
+    SourceError,
+)
 from alphaline.project import Project
+from alphaline.runtime import configure_environment
 
 EXIT_ERROR, EXIT_CONFIG, EXIT_INVALID_DATA, EXIT_MISSING = 1, 2, 3, 4
 
@@ -31,11 +38,22 @@ app = typer.Typer(help="alphaline: research-to-production ML pipeline for system
                   no_args_is_help=True, pretty_exceptions_enable=False)
 model_app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+db_app = typer.Typer(help="The ledger's database schema (Alembic migrations).",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 RootOpt = Annotated[Path | None, typer.Option("--root", help="project folder (default: "
                                               "$ALPHALINE_HOME or the current folder)")]
 DayOpt = Annotated[dt.datetime | None, typer.Option("--day", formats=["%Y-%m-%d"],
                                                     help="exchange day (default: today)")]
+
+
+@app.callback()
+def _entry() -> None:
+    # Runs before every command and sub-command. Commands import Prefect, Feast, MLflow and
+    # GX inside their bodies, so the environment is set before any of them is imported
+    # (Prefect reads its settings at import time).
+    configure_environment()
 
 
 def _project(root: Path | None) -> Project:
@@ -51,9 +69,15 @@ def _logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_LABELS = {ConfigError: "parameters", DataRejected: "data rejected",
+           MissingPrerequisite: "missing", SourceError: "source"}
+
+
 def command(fn):
-    """Map known failures to exit codes with a one-paragraph message, no traceback."""
-    from alphaline.pipelines.sources import SourceError
+    """Report the project's own failures (``AlphalineError``) as a message and its exit code.
+
+    Anything else is a bug: it propagates with its traceback (exit 1).
+    """
     from alphaline.pipelines.validate import ValidationFailed
 
     @functools.wraps(fn)
@@ -61,9 +85,6 @@ def command(fn):
         _logging()
         try:
             return fn(*args, **kwargs)
-        except ConfigError as exc:
-            console.print(f"[red]parameters:[/red] {exc}")
-            raise typer.Exit(EXIT_CONFIG) from None
         except ValidationFailed as exc:
             console.print(f"[red]validation failed[/red] — batch quarantined in "
                           f"{exc.quarantine_dir}")
@@ -71,13 +92,12 @@ def command(fn):
                 console.print(f"  {line}")
             if exc.report.docs_url:
                 console.print(f"Data Docs: {exc.report.docs_url}")
-            raise typer.Exit(EXIT_INVALID_DATA) from None
-        except (FileNotFoundError, LookupError) as exc:
-            console.print(f"[red]missing:[/red] {exc}")
-            raise typer.Exit(EXIT_MISSING) from None
-        except SourceError as exc:
-            console.print(f"[red]source:[/red] {exc}")
-            raise typer.Exit(EXIT_ERROR) from None
+            raise typer.Exit(exc.exit_code) from None
+        except AlphalineError as exc:
+            label = next((text for kind, text in _LABELS.items() if isinstance(exc, kind)),
+                         "error")
+            console.print(f"[red]{label}:[/red] {exc}")
+            raise typer.Exit(exc.exit_code) from None
     return wrapper
 
 
@@ -256,9 +276,11 @@ def serve(root: RootOpt = None) -> None:
 def halt(reason: Annotated[str, typer.Option(help="why trading stops")], root: RootOpt = None
          ) -> None:
     """Kill switch: the risk engine rejects every new order until `alphaline resume`."""
-    from alphaline.trading.ledger import Ledger
+    from alphaline.trading.ledger import Ledger, upgrade
 
-    Ledger(_project(root).ledger_url).set_trading_state("HALTED", reason)
+    url = _project(root).ledger_url
+    upgrade(url)
+    Ledger(url).set_trading_state("HALTED", reason)
     console.print("trading HALTED")
 
 
@@ -267,9 +289,11 @@ def halt(reason: Annotated[str, typer.Option(help="why trading stops")], root: R
 def resume(reason: Annotated[str, typer.Option()] = "manual resume", root: RootOpt = None
            ) -> None:
     """Lift the kill switch."""
-    from alphaline.trading.ledger import Ledger
+    from alphaline.trading.ledger import Ledger, upgrade
 
-    Ledger(_project(root).ledger_url).set_trading_state("ACTIVE", reason)
+    url = _project(root).ledger_url
+    upgrade(url)
+    Ledger(url).set_trading_state("ACTIVE", reason)
     console.print("trading ACTIVE")
 
 
@@ -347,18 +371,45 @@ def model_rollback(reason: Annotated[str, typer.Option(help="why the champion is
     console.print(f"champion: {name} v{old} → v{new}")
 
 
+@db_app.command("upgrade")
+@command
+def db_upgrade(root: RootOpt = None) -> None:
+    """Migrate the ledger to this code's schema (a no-op when it is there already)."""
+    from alphaline.trading.ledger import upgrade
+
+    url = _project(root).ledger_url
+    before, after = upgrade(url)
+    if before == after:
+        console.print(f"ledger schema at {after} (head): nothing to do — {url}")
+    else:
+        console.print(f"ledger schema {before or 'none'} → {after} — {url}")
+
+
+@db_app.command("status")
+@command
+def db_status(root: RootOpt = None) -> None:
+    """The ledger's schema revision and the one this code expects."""
+    from alphaline.trading.ledger import revisions
+
+    url = _project(root).ledger_url
+    current, head = revisions(url)
+    state = "up to date" if current == head else "not at head: run `alphaline db upgrade`"
+    print(f"ledger   {url}\ncurrent  {current or 'none'}\nhead     {head}\n{state}")
+
+
 @app.command()
 @command
 def demo(root: RootOpt = None) -> None:
     """The whole loop on the embedded synthetic market: retrain, then two trading days."""
     from alphaline.flows.daily_trading import daily_trading
     from alphaline.flows.retrain import retrain as retrain_flow
-    from alphaline.trading.ledger import Ledger
+    from alphaline.trading.ledger import Ledger, upgrade
     from alphaline.trading.ledger.models import Fill, Order
 
     from alphaline.calendar import sessions
 
     project = _project(root)
+    upgrade(project.ledger_url)
     p = project.params
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

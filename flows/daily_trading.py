@@ -13,13 +13,14 @@ from alphaline.pipelines import featurize, ingest
 from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
-from alphaline.trading.ledger import Ledger
+from alphaline.trading.ledger import Ledger, upgrade
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.calendar import is_session
 from alphaline.io import write_text
 from alphaline.project import Project
+from alphaline.runtime import configure_environment
 
 
 @task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)
@@ -72,8 +73,10 @@ def exchange_today(tz: str) -> dt.date:
 @flow(name="daily_trading", log_prints=True)
 def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
     """One exchange day, after its close. Safe to rerun: nothing is placed twice."""
+    configure_environment()  # for runs a deployment starts, which do not pass the CLI
     project = Project.load(root)
     project.ensure_dirs()
+    upgrade(project.ledger_url)  # the ledger's schema step; a no-op when it is at head
     p = project.params
     logger = get_run_logger()
     day = day or exchange_today(p.schedule.timezone)

@@ -9,13 +9,15 @@ import pandas as pd
 from alphaline.flows.retrain import retrain
 from alphaline.models import registry
 from alphaline.models.drift import drift_table, psi
-from alphaline.trading.ledger import Ledger
+from alphaline.trading.ledger import Ledger, upgrade
 from alphaline.trading.ledger.models import Signal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from alphaline.errors import MissingPrerequisite
 from alphaline.io import write_json
 from alphaline.project import Project
+from alphaline.runtime import configure_environment
 
 
 @task(cache_policy=NO_CACHE)
@@ -24,8 +26,10 @@ def measure(project: Project, as_of: dt.date | None) -> dict:
     registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, p.model.name)
     version = registry.alias_version(p.model.name, registry.CHAMPION)
     if version is None:
-        raise LookupError(f"no champion for {p.model.name!r}: run retrain first")
+        raise MissingPrerequisite(f"no champion for {p.model.name!r}: run retrain first")
     reference = registry.run_artifact(p.model.name, version, "reference.json")
+    if not project.feature_table.is_file():
+        raise MissingPrerequisite(f"{project.feature_table} not found: run retrain first")
     features = pd.read_parquet(project.feature_table)
     if as_of is not None:
         features = features[features["date"] <= pd.Timestamp(as_of)]
@@ -50,8 +54,10 @@ def measure(project: Project, as_of: dt.date | None) -> dict:
 @flow(name="drift_check", log_prints=True)
 def drift_check(root: str | None = None, as_of: dt.date | None = None,
                 start_retrain: bool = True) -> dict:
+    configure_environment()  # for runs a deployment starts, which do not pass the CLI
     project = Project.load(root)
     project.ensure_dirs()
+    upgrade(project.ledger_url)  # measure reads the ledger's signals
     logger = get_run_logger()
     result = measure(project, as_of)
     threshold = project.params.drift.psi_threshold

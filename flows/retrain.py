@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from alphaline.calendar import latest_session
 from alphaline.project import Project
+from alphaline.runtime import configure_environment
 
 
 @task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
@@ -58,6 +59,7 @@ def train_tft(project: Project) -> dict:
 def retrain(root: str | None = None, as_of: dt.date | None = None, reason: str = "schedule",
             refresh_data: bool = True) -> dict:
     """Retrain on history up to ``as_of`` (default: the latest exchange session)."""
+    configure_environment()  # for runs a deployment starts, which do not pass the CLI
     project = Project.load(root)
     cal, tz = project.params.data.calendar, project.params.schedule.timezone
     as_of = as_of or latest_session(cal, dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()).date()

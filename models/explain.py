@@ -6,12 +6,9 @@ ensemble's score exactly into per-feature TreeSHAP contributions.
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 
 def global_importance(values: np.ndarray, columns: list[str]) -> pd.Series:
@@ -21,7 +18,9 @@ def global_importance(values: np.ndarray, columns: list[str]) -> pd.Series:
 
 def importance_figure(importance: pd.Series, labels: dict[str, str] | None = None, top: int = 20):
     top_items = importance.head(top)[::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(top_items) + 1.2))
+    # A bare Figure needs no backend (and no pyplot state): MLflow saves it with savefig.
+    fig = Figure(figsize=(8, 0.35 * len(top_items) + 1.2))
+    ax = fig.subplots()
     names = [f"{n} ({labels[n]})" if labels and n in labels else n for n in top_items.index]
     ax.barh(names, top_items.to_numpy(), color="#3b6ea8")
     ax.set_xlabel("mean |SHAP value| (ensemble score units)")

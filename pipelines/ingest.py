@@ -13,6 +13,7 @@ from alphaline.pipelines.sources import BAR_COLUMNS, OPTIONAL_COLUMNS, make_sour
 from alphaline.pipelines.validate import ValidationReport, validate_or_quarantine
 
 from alphaline.calendar import latest_session, sessions
+from alphaline.errors import MissingPrerequisite
 from alphaline.io import write_parquet
 from alphaline.project import Project
 
@@ -23,8 +24,9 @@ def fetch(project: Project, start: dt.date, end: dt.date) -> pd.DataFrame:
     return make_source(project.params, project.root).load(start, end)
 
 
-def validate(project: Project, bars: pd.DataFrame, as_of: dt.date | None = None
-             ) -> ValidationReport:
+def validate_batch(project: Project, bars: pd.DataFrame, as_of: dt.date | None = None
+                   ) -> ValidationReport:
+    """Great Expectations on one batch; on failure it is quarantined (``ValidationFailed``)."""
     p = project.params
     return validate_or_quarantine(bars, p.validation, p.data.calendar, project.gx_dir,
                                   project.quarantine_dir, as_of)
@@ -47,9 +49,9 @@ def merge(existing: pd.DataFrame | None, batch: pd.DataFrame) -> pd.DataFrame:
 
 def load_validated(project: Project) -> pd.DataFrame:
     if not project.validated_bars.is_file():
-        raise FileNotFoundError(
-            f"{project.validated_bars} not found: run `alphaline ingest` (or `dvc repro`) first"
-        )
+        raise MissingPrerequisite(
+            f"{project.validated_bars} not found: run `alphaline ingest` and `alphaline "
+            "validate` (or `dvc repro`) first")
     return pd.read_parquet(project.validated_bars)
 
 
@@ -62,8 +64,10 @@ def ingest_history(project: Project) -> pd.DataFrame:
 
 def validate_history(project: Project) -> ValidationReport:
     """data/raw → GX → data/validated (only when every rule passes)."""
+    if not project.raw_bars.is_file():
+        raise MissingPrerequisite(f"{project.raw_bars} not found: run `alphaline ingest` first")
     bars = pd.read_parquet(project.raw_bars)
-    report = validate(project, bars)
+    report = validate_batch(project, bars)
     write_parquet(clean(bars), project.validated_bars)
     return report
 
@@ -79,7 +83,7 @@ def fetch_window(project: Project, day: dt.date, lookback_sessions: int = 10) ->
 
 def store_batch(project: Project, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Validate a daily batch (fresh as of ``day``), then merge it into the validated store."""
-    validate(project, batch, as_of=latest_session(project.params.data.calendar, day).date())
+    validate_batch(project, batch, as_of=latest_session(project.params.data.calendar, day).date())
     existing = pd.read_parquet(project.validated_bars) if project.validated_bars.is_file() else None
     merged = merge(existing, batch)
     write_parquet(merged, project.validated_bars)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,11 @@ import yaml
 
 from alphaline.config import load_params
 from alphaline.project import Project
+from alphaline.runtime import configure_environment
+
+# The suite is an entry point: it sets the environment once. pytest imports this file before
+# any test module, so this runs before Prefect is imported (it reads its settings then).
+configure_environment()
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +41,14 @@ def make_project(root: Path, **overrides: object) -> Project:
     return project
 
 
+def open_ledger(url: str):
+    """The ledger at ``url``, migrated first (opening a ledger never migrates it)."""
+    from alphaline.trading.ledger import Ledger, upgrade
+
+    upgrade(url)
+    return Ledger(url)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "project")
@@ -46,7 +58,6 @@ def project(tmp_path: Path) -> Project:
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     with prefect_test_harness(server_startup_timeout=180):
         yield
 

@@ -15,6 +15,7 @@ from alphaline.trading.ledger.models import Fill, Order, Signal
 
 from alphaline.calendar import sessions
 from alphaline.project import Project
+from tests.conftest import open_ledger
 
 
 def copy_project(src: Project, dst) -> Project:
@@ -92,7 +93,7 @@ def test_non_session_day_is_skipped(traded):
 
 def test_halted_trading_rejects_every_order(trained_project, tmp_path):
     project = copy_project(trained_project, tmp_path / "p")
-    Ledger(project.ledger_url).set_trading_state("HALTED", "test")
+    open_ledger(project.ledger_url).set_trading_state("HALTED", "test")
     out = daily_trading(day=trading_days(project, 1)[0], root=str(project.root))
     assert out["orders_submitted"] == [] and out["orders_rejected"]
     assert all(why == "trading is HALTED" for _, why in out["orders_rejected"])

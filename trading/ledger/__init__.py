@@ -1,5 +1,5 @@
 """The trading ledger: SQLAlchemy models, Alembic migrations and the store API."""
 
-from alphaline.trading.ledger.store import Ledger
+from alphaline.trading.ledger.store import Ledger, revisions, upgrade
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "revisions", "upgrade"]

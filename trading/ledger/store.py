@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alphaline.trading.ledger.models import (
     CashMovement,
     Control,
@@ -24,27 +27,101 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from alphaline.errors import MissingPrerequisite
+
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 
 ACTIVE, HALTED = "ACTIVE", "HALTED"
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def _alembic_config() -> Config:
     cfg = Config(str(_ALEMBIC_INI))
     cfg.set_main_option("script_location", str(_ALEMBIC_INI.parent / "migrations"))
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The newest revision among this code's migrations."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the ledger has no migrations"
+    return head
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(url, future=True)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: never migrated). One small query."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (a no-op when it is there already)."""
+    cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
 
+def upgrade(url: str) -> tuple[str | None, str]:
+    """Migrate the ledger at ``url`` to the head revision; return (before, after).
+
+    The one place the schema changes: ``alphaline db upgrade``, and entry points that
+    write the ledger (the daily_trading and drift_check flows, halt/resume, demo).
+    """
+    engine = _engine(url)
+    try:
+        before = current_revision(engine)
+        if before != head_revision():
+            _refuse_unknown(before)
+            migrate(engine)
+        return before, current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def revisions(url: str) -> tuple[str | None, str]:
+    """(current, head) for the ledger at ``url``, without changing it."""
+    engine = _engine(url)
+    try:
+        return current_revision(engine), head_revision()
+    finally:
+        engine.dispose()
+
+
+def _refuse_unknown(current: str | None) -> None:
+    """A revision none of this code's migrations made: a newer alphaline wrote the database."""
+    known = {s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+    if current is not None and current not in known:
+        raise MissingPrerequisite(
+            f"ledger schema at {current}, which this code does not know (it expects "
+            f"{head_revision()}): the database was written by a newer alphaline")
+
+
+def _require_head(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    _refuse_unknown(current)
+    raise MissingPrerequisite(f"ledger schema at {current or 'none (empty database)'}, code "
+                              f"expects {head}: run `alphaline db upgrade`")
+
+
 class Ledger:
     def __init__(self, url: str):
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        """Open the ledger at ``url``; its schema must be at the head revision.
+
+        Opening never migrates: :func:`upgrade` (``alphaline db upgrade``) does, so a schema
+        change happens once, on purpose, and not inside whichever process opens it first.
+        """
         self.url = url
-        self.engine = create_engine(url, future=True)
-        migrate(self.engine)
+        self.engine = _engine(url)
+        _require_head(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
