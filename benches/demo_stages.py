@@ -30,6 +30,9 @@ from alphaline.project import Project  # noqa: E402
 
 
 def main() -> None:
+    from alphaline.runtime import configure_environment
+
+    configure_environment()
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=None, help="override tuning.n_trials")
     args = parser.parse_args()

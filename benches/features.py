@@ -122,6 +122,9 @@ def run_child(name: str, args) -> dict:
 
 
 def main() -> None:
+    from alphaline.runtime import configure_environment
+
+    configure_environment()
     parser = argparse.ArgumentParser()
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--days", type=int, default=2520)

@@ -88,6 +88,9 @@ def run_market(root: Path, overrides: dict, leak: bool = False) -> dict:
 
 
 def main() -> None:
+    from alphaline.runtime import configure_environment
+
+    configure_environment()
     parser = argparse.ArgumentParser()
     parser.add_argument("--noise-markets", type=int, default=20)
     parser.add_argument("--noise-symbols", type=int, default=30)

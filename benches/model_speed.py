@@ -151,6 +151,9 @@ def retrain_projection(params, symbols: int, days: int, trials: int) -> dict:
 
 
 def main() -> None:
+    from alphaline.runtime import configure_environment
+
+    configure_environment()
     parser = argparse.ArgumentParser()
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--days", type=int, default=2520)

@@ -19,6 +19,8 @@ from alphaline.features.liquidity import LIQUIDITY, liquidity
 from alphaline.features.risk import RISK, risk
 from alphaline.features.technical import TECHNICAL, technical
 
+from alphaline.errors import ConfigError
+
 Panel = dict[str, pd.DataFrame]  # "open" | "high" | "low" | "close" | "volume" -> wide frame
 # A family yields (name, wide frame); ``wanted`` lets it skip work nobody asked for.
 Family = Callable[..., Iterable[tuple[str, pd.DataFrame]]]
@@ -129,7 +131,7 @@ def feature_names(sets: Iterable[str] = DEFAULT_SETS) -> list[str]:
     chosen = set(sets)
     unknown = chosen - set(SETS)
     if unknown:
-        raise KeyError(f"unknown feature sets {sorted(unknown)}; known: {list(SETS)}")
+        raise ConfigError(f"unknown feature sets {sorted(unknown)}; known: {list(SETS)}")
     return [f.name for f in FEATURES if f.feature_set in chosen]
 
 
@@ -138,5 +140,5 @@ def get(names: list[str] | None = None) -> list[FeatureDef]:
         return [BY_NAME[n] for n in feature_names()]
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
-        raise KeyError(f"unknown features {unknown}; known: {sorted(BY_NAME)}")
+        raise ConfigError(f"unknown features {unknown}; known: {sorted(BY_NAME)}")
     return [BY_NAME[n] for n in names]

@@ -15,6 +15,8 @@ import pandas as pd
 from alphaline.features.rolling import Moments, window_sum
 from arch import arch_model
 
+from alphaline.errors import ConfigError
+
 Wide = pd.DataFrame
 GARCH_MIN_OBS = 250
 MAX_PERSISTENCE = 0.999
@@ -110,7 +112,7 @@ def benchmark_returns(returns: Wide, symbol: str | None = None) -> pd.Series:
     if symbol is None:
         return returns.mean(axis=1)
     if symbol not in returns.columns:
-        raise KeyError(f"benchmark symbol {symbol!r} is not in the data")
+        raise ConfigError(f"features.benchmark: symbol {symbol!r} is not in the data")
     return returns[symbol]
 
 

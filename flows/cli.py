@@ -168,7 +168,7 @@ def train(root: RootOpt = None) -> None:
         project.params.tuning.n_trials * len(project.params.model.objectives))
     with progress:
         out = run_train(project, callbacks=[callback])
-    _print_metrics(f"challenger v{out['version']} (out of sample)", out["oos"])
+    _print_metrics(f"challenger v{out.version} (out of sample)", out.oos)
 
 
 @app.command("train-tft")
@@ -180,9 +180,9 @@ def train_tft(root: RootOpt = None) -> None:
     project = _project(root)
     with console.status("training the TFT on each walk-forward fold"):
         out = run_train_tft(project)
-    _print_metrics(f"{out['model']} v{out['version']} (out of sample)", out["oos"])
-    if out["vs_ensemble"]:
-        v = out["vs_ensemble"]
+    _print_metrics(f"{out.model} v{out.version} (out of sample)", out.oos)
+    if out.vs_ensemble:
+        v = out.vs_ensemble
         console.print(f"same rows: TFT rank IC {v['tft_rank_ic']:.4f}, ensemble "
                       f"{v['ensemble_rank_ic']:.4f}, score correlation "
                       f"{v['score_correlation']:.3f}")
@@ -335,23 +335,20 @@ def params(root: RootOpt = None) -> None:
 @command
 def model_status(root: RootOpt = None) -> None:
     """Champion and challenger, with the gate's reasons."""
-    from alphaline.models import registry
-    from mlflow import MlflowClient
+    from alphaline.models.registry import CHALLENGER, CHAMPION, Registry
 
     project = _project(root)
     name = project.params.model.name
-    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, name)
-    client = MlflowClient()
+    registry = Registry.for_project(project)
     for model in (name, f"{name}-tft"):
-        found = {a: registry.alias_version(model, a)
-                 for a in (registry.CHAMPION, registry.CHALLENGER)}
+        found = {a: registry.alias_version(model, a) for a in (CHAMPION, CHALLENGER)}
         if model != name and not any(found.values()):
             continue  # no TFT challenger trained
         for alias, version in found.items():
             if version is None:
                 console.print(f"{alias}: none" if model == name else f"{model} {alias}: none")
                 continue
-            tags = client.get_model_version(model, version).tags
+            tags = registry.version_tags(model, version)
             console.print(f"{alias}: {model} v{version} — "
                           f"{tags.get('gate.decision', 'not gated')}: "
                           f"{tags.get('gate.reasons', '')}")
@@ -362,12 +359,11 @@ def model_status(root: RootOpt = None) -> None:
 def model_rollback(reason: Annotated[str, typer.Option(help="why the champion is replaced")],
                    root: RootOpt = None) -> None:
     """Re-point champion to the version promoted before the current one."""
-    from alphaline.models import registry
+    from alphaline.models.registry import Registry
 
     project = _project(root)
     name = project.params.model.name
-    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, name)
-    old, new = registry.rollback(name, reason)
+    old, new = Registry.for_project(project).rollback(name, reason)
     console.print(f"champion: {name} v{old} → v{new}")
 
 

@@ -8,7 +8,7 @@ import zoneinfo
 import pandas as pd
 from alphaline.features import store as feast_store
 from alphaline.flows import parallel
-from alphaline.models import registry
+from alphaline.models.registry import Registry
 from alphaline.pipelines import featurize, ingest
 from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
@@ -45,11 +45,10 @@ def refresh_features(project: Project, bars: pd.DataFrame, day: dt.date):
 
 @task(cache_policy=NO_CACHE)
 def champion_scores(project: Project, store, day: dt.date, symbols: list[str]):
-    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts,
-                       project.params.model.name)
-    model, version, features = registry.load_alias(project.params.model.name)
+    model, version, features = Registry.for_project(project).load_alias(
+        project.params.model.name)
     vectors = feast_store.online_vectors(store, symbols, features)
-    return daily.score(model, vectors), version
+    return daily.score(model, vectors, project.params.model.explain_top), version
 
 
 @task(cache_policy=NO_CACHE)

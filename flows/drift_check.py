@@ -7,8 +7,8 @@ import datetime as dt
 
 import pandas as pd
 from alphaline.flows.retrain import retrain
-from alphaline.models import registry
 from alphaline.models.drift import drift_table, psi
+from alphaline.models.registry import CHAMPION, Registry
 from alphaline.trading.ledger import Ledger, upgrade
 from alphaline.trading.ledger.models import Signal
 from prefect import flow, get_run_logger, task
@@ -23,8 +23,8 @@ from alphaline.runtime import configure_environment
 @task(cache_policy=NO_CACHE)
 def measure(project: Project, as_of: dt.date | None) -> dict:
     p = project.params
-    registry.configure(project.mlflow_tracking_uri, project.mlflow_artifacts, p.model.name)
-    version = registry.alias_version(p.model.name, registry.CHAMPION)
+    registry = Registry.for_project(project)
+    version = registry.alias_version(p.model.name, CHAMPION)
     if version is None:
         raise MissingPrerequisite(f"no champion for {p.model.name!r}: run retrain first")
     reference = registry.run_artifact(p.model.name, version, "reference.json")

@@ -37,7 +37,7 @@ def build_features(project: Project) -> int:
 
 @task(cache_policy=NO_CACHE)
 def tune_and_train(project: Project) -> dict:
-    return train.run_train(project)
+    return train.run_train(project).model_dump()
 
 
 @task(cache_policy=NO_CACHE)
@@ -51,8 +51,8 @@ def train_tft(project: Project) -> dict:
     from alphaline.pipelines.train_tft import run_train_tft
 
     out = run_train_tft(project)
-    return {"version": out["version"], "rank_ic": out["oos"]["rank_ic"],
-            "vs_ensemble": out["vs_ensemble"]}
+    return {"version": out.version, "rank_ic": out.oos["rank_ic"],
+            "vs_ensemble": out.vs_ensemble}
 
 
 @flow(name="retrain", log_prints=True)

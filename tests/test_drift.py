@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import yaml
 from alphaline.flows.drift_check import drift_check
-from alphaline.models import registry
 from alphaline.models.drift import drift_table, psi, reference_bins
+from alphaline.models.registry import CHALLENGER, Registry
 
 from alphaline.project import Project
 
@@ -43,7 +43,7 @@ def test_drift_over_the_threshold_starts_retrain(trained_project, tmp_path):
     raw = yaml.safe_load((project.root / "params.yaml").read_text())
     raw["drift"]["psi_threshold"] = 0.001  # any sampling noise counts as drift
     (project.root / "params.yaml").write_text(yaml.safe_dump(raw))
-    before = registry.alias_version(project.params.model.name, registry.CHALLENGER)
+    before = Registry.for_project(project).alias_version(project.params.model.name, CHALLENGER)
     out = drift_check(root=str(project.root), as_of=project.params.data.end)
     assert out["drifted"]
     assert int(out["retrain"]["version"]) == int(before) + 1

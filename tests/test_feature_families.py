@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 from alphaline.features import cross_section, liquidity, risk, technical
 
+from alphaline.errors import ConfigError
+
 DATES = pd.bdate_range("2022-01-03", periods=6)
 
 
@@ -105,7 +107,7 @@ def test_beta_and_correlation_to_the_benchmark():
     assert corr["A"].iloc[-1] == pytest.approx(1.0)
     assert beta["A"].iloc[:59].isna().all()
     assert -1 < beta["B"].iloc[-1] < 0
-    with pytest.raises(KeyError, match="benchmark symbol 'SPY'"):
+    with pytest.raises(ConfigError, match="symbol 'SPY' is not in the data"):
         risk.benchmark_returns(returns, "SPY")
 
 

@@ -6,6 +6,8 @@ from alphaline.features.compute import compute_features, compute_labels
 from alphaline.features.definitions import FEATURES, SETS, feature_names, get
 from alphaline.pipelines.synthetic import generate_market
 
+from alphaline.errors import ConfigError
+
 ALL = feature_names(SETS)
 RISK = {"risk": {"garch_refit_every": 63}}
 
@@ -23,12 +25,12 @@ def test_registry_sets_are_documented_and_disjoint():
     for f in FEATURES:
         assert f.description and f.window >= 1 and f.inputs
         assert (f.compute is None) != (f.family is None)
-    with pytest.raises(KeyError, match="unknown feature sets"):
+    with pytest.raises(ConfigError, match="unknown feature sets"):
         feature_names(["core", "astrology"])
 
 
 def test_unknown_feature_is_an_error():
-    with pytest.raises(KeyError, match="unknown features"):
+    with pytest.raises(ConfigError, match="unknown features"):
         get(["ret_5", "alpha_from_the_future"])
 
 
