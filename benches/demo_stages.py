@@ -69,8 +69,9 @@ def main() -> None:
     trained = timed("tune + train + log", lambda: train.run_train(project))
     timed("evaluate + gate", lambda: evaluate.run_evaluate(project))
 
-    from alphaline.flows.daily_trading import daily_trading
     from prefect.testing.utilities import prefect_test_harness
+
+    from alphaline.flows.daily_trading import daily_trading
 
     day = sessions(params.data.calendar, params.data.end + dt.timedelta(days=1),
                    params.data.end + dt.timedelta(days=7))[0].date()

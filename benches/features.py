@@ -34,9 +34,8 @@ sys.path.insert(0, str(REPO))
 def _bars(args) -> Path:
     path = Path(tempfile.gettempdir()) / f"alphaline-bench-bars-{args.symbols}x{args.days}.parquet"
     if not path.exists():
-        from alphaline.pipelines.synthetic import generate_market
-
         from alphaline.calendar import sessions
+        from alphaline.pipelines.synthetic import generate_market
 
         days = sessions("XNYS", "1990-01-02", "2023-12-29")[-args.days:]
         bars, _ = generate_market(args.symbols, days[0], days[-1], seed=1)
@@ -47,6 +46,7 @@ def _bars(args) -> Path:
 def stage(name: str, bars_path: Path, args) -> dict:
     import numpy as np
     import pandas as pd
+
     from alphaline.features.compute import compute_features
     from alphaline.features.definitions import SETS, feature_names, get
 

@@ -31,10 +31,9 @@ from alphaline.config import load_params  # noqa: E402
 
 
 def market(symbols: int, days: int, params):
+    from alphaline.calendar import sessions
     from alphaline.pipelines.featurize import build
     from alphaline.pipelines.synthetic import generate_market
-
-    from alphaline.calendar import sessions
 
     cal = sessions("XNYS", "2010-01-04", "2026-11-20")
     bars, _ = generate_market(symbols, cal[0], cal[days - 1], seed=1)

@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
 from alphaline.features.rolling import (
     Moments,
     first_value,
@@ -29,7 +31,6 @@ from alphaline.features.rolling import (
     window_count,
     window_sum,
 )
-from numpy.lib.stride_tricks import sliding_window_view
 
 Wide = pd.DataFrame
 WINDOWS = (5, 10, 20, 30, 60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from alphaline.features.definitions import FAMILIES, FeatureDef, Panel, get
 
 KEYS = ["symbol", "date"]

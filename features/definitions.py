@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from alphaline.errors import ConfigError
 from alphaline.features import alpha158, core
 from alphaline.features.liquidity import LIQUIDITY, liquidity
 from alphaline.features.risk import RISK, risk
 from alphaline.features.technical import TECHNICAL, technical
-
-from alphaline.errors import ConfigError
 
 Panel = dict[str, pd.DataFrame]  # "open" | "high" | "low" | "close" | "volume" -> wide frame
 # A family yields (name, wide frame); ``wanted`` lets it skip work nobody asked for.

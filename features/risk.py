@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from alphaline.features.rolling import Moments, window_sum
 from arch import arch_model
 
 from alphaline.errors import ConfigError
+from alphaline.features.rolling import Moments, window_sum
 
 Wide = pd.DataFrame
 GARCH_MIN_OBS = 250

@@ -15,11 +15,12 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 import yaml
-from alphaline.features.definitions import get
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
 from feast.repo_config import RepoConfig
 from feast.types import Float32
 from feast.value_type import ValueType
+
+from alphaline.features.definitions import get
 
 PROJECT = "alphaline"
 VIEW = "bar_features"

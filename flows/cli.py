@@ -397,12 +397,11 @@ def db_status(root: RootOpt = None) -> None:
 @command
 def demo(root: RootOpt = None) -> None:
     """The whole loop on the embedded synthetic market: retrain, then two trading days."""
+    from alphaline.calendar import sessions
     from alphaline.flows.daily_trading import daily_trading
     from alphaline.flows.retrain import retrain as retrain_flow
     from alphaline.trading.ledger import Ledger, upgrade
     from alphaline.trading.ledger.models import Fill, Order
-
-    from alphaline.calendar import sessions
 
     project = _project(root)
     upgrade(project.ledger_url)

@@ -6,21 +6,21 @@ import datetime as dt
 import zoneinfo
 
 import pandas as pd
-from alphaline.features import store as feast_store
-from alphaline.flows import parallel
-from alphaline.models.registry import Registry
-from alphaline.pipelines import featurize, ingest
-from alphaline.trading import daily
-from alphaline.trading.brokers.paper import PaperBroker
-from alphaline.trading.costs import CostModel
-from alphaline.trading.ledger import Ledger, upgrade
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.calendar import is_session
+from alphaline.features import store as feast_store
+from alphaline.flows import parallel
 from alphaline.io import write_text
+from alphaline.models.registry import Registry
+from alphaline.pipelines import featurize, ingest
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
+from alphaline.trading import daily
+from alphaline.trading.brokers.paper import PaperBroker
+from alphaline.trading.costs import CostModel
+from alphaline.trading.ledger import Ledger, upgrade
 
 
 @task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from alphaline.flows.daily_trading import daily_trading
-from alphaline.flows.drift_check import drift_check
-from alphaline.flows.retrain import retrain
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron, RRule
 
+from alphaline.flows.daily_trading import daily_trading
+from alphaline.flows.drift_check import drift_check
+from alphaline.flows.retrain import retrain
 from alphaline.project import Project
 
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from alphaline.flows.retrain import retrain
-from alphaline.models.drift import drift_table, psi
-from alphaline.models.registry import CHAMPION, Registry
-from alphaline.trading.ledger import Ledger, upgrade
-from alphaline.trading.ledger.models import Signal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.errors import MissingPrerequisite
+from alphaline.flows.retrain import retrain
 from alphaline.io import write_json
+from alphaline.models.drift import drift_table, psi
+from alphaline.models.registry import CHAMPION, Registry
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
+from alphaline.trading.ledger import Ledger, upgrade
+from alphaline.trading.ledger.models import Signal
 
 
 @task(cache_policy=NO_CACHE)

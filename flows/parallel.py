@@ -7,11 +7,11 @@ single-process path runs on all of them; ``featurize.build`` joins the parts.
 from __future__ import annotations
 
 import pandas as pd
-from alphaline.pipelines.featurize import ChunkFn, Mapper, serial
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.config import ParallelParams
+from alphaline.pipelines.featurize import ChunkFn, Mapper, serial
 
 
 @task(cache_policy=NO_CACHE)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from alphaline.flows import parallel
-from alphaline.pipelines import evaluate, featurize, ingest, train
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.calendar import latest_session
+from alphaline.flows import parallel
+from alphaline.pipelines import evaluate, featurize, ingest, train
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
 

@@ -16,12 +16,13 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from alphaline.models.cv import cross_val_predict, purged_kfold
-from alphaline.models.lgbm import LGBMMember, cross_sectional_rank
 from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+
+from alphaline.models.cv import cross_val_predict, purged_kfold
+from alphaline.models.lgbm import LGBMMember, cross_sectional_rank
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from alphaline.models.metrics import mean_rank_ic
 
 from alphaline.config import FeatureValidationParams
+from alphaline.models.metrics import mean_rank_ic
 
 
 @dataclass

@@ -16,11 +16,12 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from alphaline.models.cv import Split, cross_val_predict
-from alphaline.trading.portfolio import quantile_sides
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+
+from alphaline.models.cv import Split, cross_val_predict
+from alphaline.trading.portfolio import quantile_sides
 
 PRIMARY_SCORE = "primary_score"
 

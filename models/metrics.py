@@ -12,9 +12,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from alphaline.trading.portfolio import long_short_weights, sized_long_short_weights
 from numpy.typing import ArrayLike
 from scipy import stats
+
+from alphaline.trading.portfolio import long_short_weights, sized_long_short_weights
 
 EULER_GAMMA = 0.5772156649015329
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+
 from alphaline.models.signal import SignalModel
 
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from alphaline.models.gate import GateDecision
-from alphaline.models.signal import SignalModel
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from alphaline.errors import MissingPrerequisite
+from alphaline.models.gate import GateDecision
+from alphaline.models.signal import SignalModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 

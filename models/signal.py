@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from alphaline.models.ensemble import TreeEnsemble
 from alphaline.models.meta_label import MetaLabeler, with_primary_score
 

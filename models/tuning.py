@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import optuna
 import pandas as pd
+
+from alphaline.config import SearchSpace
 from alphaline.models.cv import Split, cross_val_predict
 from alphaline.models.lgbm import LGBMMember
 from alphaline.models.metrics import long_short_returns, mean_rank_ic, sharpe
-
-from alphaline.config import SearchSpace
 
 
 @dataclass

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from alphaline.pipelines.results import EvaluateResult, TrainingSet, TrainResult
 from pydantic import BaseModel
 
 from alphaline.errors import MissingPrerequisite
 from alphaline.io import write_parquet, write_text
+from alphaline.pipelines.results import EvaluateResult, TrainingSet, TrainResult
 from alphaline.project import Project
 
 

@@ -12,6 +12,9 @@ import logging
 
 import numpy as np
 import pandas as pd
+
+from alphaline.calendar import sessions_per_year
+from alphaline.config import Params
 from alphaline.models.cv import (
     CPCVSplit,
     combinatorial_purged,
@@ -32,9 +35,6 @@ from alphaline.models.registry import CHAMPION, Registry
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import EvaluateResult, TrainingSet, TrainResult
 from alphaline.pipelines.train import cost_per_turnover, ensemble_from, weights_for
-
-from alphaline.calendar import sessions_per_year
-from alphaline.config import Params
 from alphaline.project import Project
 
 log = logging.getLogger(__name__)

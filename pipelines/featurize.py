@@ -8,6 +8,8 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+
+from alphaline.config import FeatureParams
 from alphaline.features import cross_section
 from alphaline.features import store as feast_store
 from alphaline.features.compute import (
@@ -19,8 +21,6 @@ from alphaline.features.compute import (
 )
 from alphaline.features.definitions import feature_names, get
 from alphaline.features.risk import benchmark_returns
-
-from alphaline.config import FeatureParams
 from alphaline.io import write_parquet
 from alphaline.project import Project
 

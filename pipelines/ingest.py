@@ -9,12 +9,12 @@ import datetime as dt
 import logging
 
 import pandas as pd
-from alphaline.pipelines.sources import BAR_COLUMNS, OPTIONAL_COLUMNS, make_source
-from alphaline.pipelines.validate import ValidationReport, validate_or_quarantine
 
 from alphaline.calendar import latest_session, sessions
 from alphaline.errors import MissingPrerequisite
 from alphaline.io import write_parquet
+from alphaline.pipelines.sources import BAR_COLUMNS, OPTIONAL_COLUMNS, make_source
+from alphaline.pipelines.validate import ValidationReport, validate_or_quarantine
 from alphaline.project import Project
 
 log = logging.getLogger(__name__)

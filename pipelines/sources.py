@@ -11,10 +11,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 import requests
-from alphaline.pipelines.synthetic import generate_market
 
 from alphaline.config import Params
 from alphaline.errors import SourceError
+from alphaline.pipelines.synthetic import generate_market
 
 BAR_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "volume"]
 OPTIONAL_COLUMNS = ["adj_factor", "dividend", "split_ratio"]

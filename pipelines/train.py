@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from alphaline.calendar import sessions_per_year
+from alphaline.config import BrokerParams, Params
 from alphaline.features.definitions import BY_NAME
 from alphaline.models.cv import CVResult, Split, cross_val_predict, purged_walk_forward
 from alphaline.models.drift import reference_bins
@@ -48,12 +52,8 @@ from alphaline.models.tuning import TuningResult, record_ensemble, tune_member
 from alphaline.models.weights import sample_weights
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import FeatureValidationSummary, TrainingSet, TrainResult
-from alphaline.trading.costs import CostModel
-from scipy import stats
-
-from alphaline.calendar import sessions_per_year
-from alphaline.config import BrokerParams, Params
 from alphaline.project import Project
+from alphaline.trading.costs import CostModel
 
 log = logging.getLogger(__name__)
 

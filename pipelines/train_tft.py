@@ -13,6 +13,10 @@ import logging
 import mlflow
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+
+from alphaline.calendar import sessions_per_year
+from alphaline.config import Params
 from alphaline.models.cv import CVResult, Split, cross_val_predict
 from alphaline.models.gate import decide
 from alphaline.models.metrics import fold_metrics, mean_rank_ic
@@ -21,10 +25,6 @@ from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import TFTResult, TrainingSet
 from alphaline.pipelines.train import cost_per_turnover, folds, oos_metrics
-from matplotlib.figure import Figure
-
-from alphaline.calendar import sessions_per_year
-from alphaline.config import Params
 from alphaline.project import Project
 
 log = logging.getLogger(__name__)

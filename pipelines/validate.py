@@ -15,12 +15,12 @@ from pathlib import Path
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-from alphaline.pipelines.sources import BAR_COLUMNS
 
 from alphaline.calendar import sessions
 from alphaline.config import ValidationParams
 from alphaline.errors import DataRejected
 from alphaline.io import write_json, write_parquet, write_text
+from alphaline.pipelines.sources import BAR_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 import pytest
-from alphaline.features.definitions import FEATURES
-from alphaline.flows.cli import EXIT_MISSING, app
 from typer.testing import CliRunner
 
 from alphaline.errors import MissingPrerequisite
+from alphaline.features.definitions import FEATURES
+from alphaline.flows.cli import EXIT_MISSING, app
 from alphaline.project import Project
 
 runner = CliRunner()

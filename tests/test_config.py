@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alphaline.flows.cli import EXIT_CONFIG, app
 from typer.testing import CliRunner
 
 from alphaline.config import ConfigError, load_params
+from alphaline.flows.cli import EXIT_CONFIG, app
 
 REPO = Path(__file__).resolve().parents[1]
 

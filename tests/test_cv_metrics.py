@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
 from alphaline.models.cv import purged_walk_forward
 from alphaline.models.metrics import (
     daily_ic,
@@ -12,7 +14,6 @@ from alphaline.models.metrics import (
     probabilistic_sharpe,
     sharpe,
 )
-from scipy import stats
 
 
 def panel(n_dates=300, n_symbols=4):

@@ -7,14 +7,14 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
+
+from alphaline.calendar import sessions
 from alphaline.flows.daily_trading import daily_trading
 from alphaline.pipelines.synthetic import generate_market
 from alphaline.pipelines.validate import ValidationFailed
+from alphaline.project import Project
 from alphaline.trading.ledger import Ledger
 from alphaline.trading.ledger.models import Fill, Order, Signal
-
-from alphaline.calendar import sessions
-from alphaline.project import Project
 from tests.conftest import open_ledger
 
 

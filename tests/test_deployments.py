@@ -2,8 +2,9 @@
 
 import asyncio
 
-from alphaline.flows.deployments import register
 from prefect.client.orchestration import get_client
+
+from alphaline.flows.deployments import register
 
 
 def test_deployments_carry_the_params_schedules(project, prefect_harness):

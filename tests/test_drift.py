@@ -4,10 +4,10 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+
 from alphaline.flows.drift_check import drift_check
 from alphaline.models.drift import drift_table, psi, reference_bins
 from alphaline.models.registry import CHALLENGER, Registry
-
 from alphaline.project import Project
 
 

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphaline.models.ensemble import TreeEnsemble, per_date_zscore, stack_weights
 from alphaline.models.lgbm import LGBMMember
 from alphaline.models.meta_label import (

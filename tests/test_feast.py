@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphaline.features import store as feast_store
 from alphaline.features.compute import compute_features
 from alphaline.features.definitions import feature_names

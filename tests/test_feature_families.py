@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from alphaline.features import cross_section, liquidity, risk, technical
 
 from alphaline.errors import ConfigError
+from alphaline.features import cross_section, liquidity, risk, technical
 
 DATES = pd.bdate_range("2022-01-03", periods=6)
 

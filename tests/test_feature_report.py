@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from alphaline.config import load_params
 from alphaline.models.feature_report import (
     correlated_groups,
     dead_features,
@@ -14,8 +16,6 @@ from alphaline.models.feature_report import (
 )
 from alphaline.models.metrics import fold_metrics, long_short_returns, turnover
 from alphaline.trading.portfolio import sized_long_short_weights
-
-from alphaline.config import load_params
 from tests.conftest import REPO
 from tests.test_ensemble import member, panel
 

@@ -3,7 +3,6 @@
 from alphaline.features.definitions import feature_names
 from alphaline.pipelines import featurize, ingest
 from alphaline.pipelines.catalog import Catalog
-
 from tests.conftest import make_project
 
 

@@ -1,12 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+
+from alphaline.errors import ConfigError
 from alphaline.features import core
 from alphaline.features.compute import compute_features, compute_labels
 from alphaline.features.definitions import FEATURES, SETS, feature_names, get
 from alphaline.pipelines.synthetic import generate_market
-
-from alphaline.errors import ConfigError
 
 ALL = feature_names(SETS)
 RISK = {"risk": {"garch_refit_every": 63}}

@@ -1,6 +1,5 @@
-from alphaline.models.gate import decide
-
 from alphaline.config import load_params
+from alphaline.models.gate import decide
 from tests.conftest import REPO
 
 BARS = load_params(REPO / "params.yaml").gate

@@ -2,11 +2,11 @@
 single-process result."""
 
 import pandas as pd
+
+from alphaline.config import ParallelParams
 from alphaline.flows.parallel import mapper
 from alphaline.pipelines import featurize
 from alphaline.pipelines.synthetic import generate_market
-
-from alphaline.config import ParallelParams
 from tests.conftest import REPO
 
 

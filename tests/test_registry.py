@@ -4,9 +4,9 @@ import json
 import math
 
 import optuna
+
 from alphaline.flows.retrain import retrain
 from alphaline.models.registry import CHALLENGER, CHAMPION, Registry
-
 from tests.conftest import make_project
 
 
@@ -59,8 +59,9 @@ def test_gate_refuses_a_model_of_pure_noise(tmp_path, prefect_harness):
 
 
 def test_model_status_shows_champion_and_reasons(trained_project):
-    from alphaline.flows.cli import app
     from typer.testing import CliRunner
+
+    from alphaline.flows.cli import app
 
     result = CliRunner().invoke(app, ["model", "status", "--root", str(trained_project.root)])
     assert result.exit_code == 0, result.output
@@ -71,9 +72,9 @@ def test_model_status_shows_champion_and_reasons(trained_project):
 def test_rollback_restores_the_previous_champion(trained_project, tmp_path):
     import shutil
 
-    from alphaline.flows.cli import EXIT_MISSING, app
     from typer.testing import CliRunner
 
+    from alphaline.flows.cli import EXIT_MISSING, app
     from alphaline.project import Project
 
     project = Project.load(shutil.copytree(trained_project.root, tmp_path / "p"))

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import pandas as pd
 import pytest
+
 from alphaline.pipelines.sources import FilesSource, SourceError, YahooChartSource
 
 FIXTURE = Path(__file__).parent / "data" / "yahoo_chart_aapl.json"

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+
 from alphaline.features.compute import compute_labels
 from alphaline.pipelines.synthetic import generate_market, oracle_ic
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
 from alphaline.pipelines.synthetic import generate_market
-
 from alphaline.project import Project
 
 TINY = {"model.tft.epochs": 1, "model.tft.hidden_size": 8, "model.tft.attention_heads": 1,
@@ -100,6 +100,7 @@ def test_tft_challenger_is_trained_compared_and_registered(trained_project, tmp_
 def test_device_parameter():
     import pytest
     import torch
+
     from alphaline.models.tft import accelerator
 
     assert accelerator("cpu") == "cpu"

@@ -3,6 +3,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import create_engine, inspect
+
+from alphaline.config import load_params
+from alphaline.errors import MissingPrerequisite
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
 from alphaline.trading.ledger import Ledger, revisions, upgrade
@@ -14,10 +18,6 @@ from alphaline.trading.portfolio import (
     rebalance_orders,
 )
 from alphaline.trading.risk_engine import Approved, check_orders
-from sqlalchemy import create_engine, inspect
-
-from alphaline.config import load_params
-from alphaline.errors import MissingPrerequisite
 from tests.conftest import REPO, open_ledger
 
 PARAMS = load_params(REPO / "params.yaml")

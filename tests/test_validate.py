@@ -4,12 +4,12 @@ import json
 
 import pandas as pd
 import pytest
-from alphaline.flows.cli import EXIT_INVALID_DATA, app
-from alphaline.pipelines.synthetic import generate_market
-from alphaline.pipelines.validate import ValidationFailed, validate_bars, validate_or_quarantine
 from typer.testing import CliRunner
 
 from alphaline.config import load_params
+from alphaline.flows.cli import EXIT_INVALID_DATA, app
+from alphaline.pipelines.synthetic import generate_market
+from alphaline.pipelines.validate import ValidationFailed, validate_bars, validate_or_quarantine
 from tests.conftest import REPO, make_project
 
 PARAMS = load_params(REPO / "params.yaml").validation

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from alphaline.config import Params
 from alphaline.models.explain import top_contributions
 from alphaline.models.signal import SignalModel
 from alphaline.trading.brokers.paper import PaperBroker
@@ -24,8 +26,6 @@ from alphaline.trading.portfolio import (
     sized_long_short_weights,
 )
 from alphaline.trading.risk_engine import RiskVerdict, check_orders
-
-from alphaline.config import Params
 
 
 @dataclass

@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from alphaline.trading.portfolio import OrderIntent
-
 from alphaline.config import RiskParams
+from alphaline.trading.portfolio import OrderIntent
 
 _TOKEN = object()
 

@@ -14,6 +14,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alphaline.errors import MissingPrerequisite
 from alphaline.trading.ledger.models import (
     CashMovement,
     Control,
@@ -23,11 +28,6 @@ from alphaline.trading.ledger.models import (
     Position,
     Signal,
 )
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from alphaline.errors import MissingPrerequisite
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 

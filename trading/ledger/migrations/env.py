@@ -1,8 +1,9 @@
 """Alembic environment: migrates the URL given by the caller (alphaline) or alembic.ini."""
 
 from alembic import context
-from alphaline.trading.ledger.models import Base
 from sqlalchemy import engine_from_config, pool
+
+from alphaline.trading.ledger.models import Base
 
 config = context.config
 target_metadata = Base.metadata
