@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -22,6 +32,7 @@ class CashMovement(Base):
     day: Mapped[dt.date] = mapped_column(Date, nullable=False)
     amount: Mapped[float] = mapped_column(Float, nullable=False)
     note: Mapped[str] = mapped_column(String(200), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, default="capital")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
 
 
@@ -54,9 +65,84 @@ class Order(Base):
     reject_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     broker: Mapped[str] = mapped_column(String(32), nullable=False)
     model_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    time_in_force: Mapped[str] = mapped_column(String(8), nullable=False, default="DAY")
+    expires_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    approved: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    filled_quantity: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now,
                                                     nullable=False)
+
+
+class OrderEvent(Base):
+    """One transition of an order's state, with when and why (the order's whole life)."""
+
+    __tablename__ = "order_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(ForeignKey("orders.client_order_id"),
+                                                 nullable=False, index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    cause: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class RiskEvent(Base):
+    """A change of the trading state (ACTIVE | REDUCING | HALTED): the newest row is the
+    current state."""
+
+    __tablename__ = "risk_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
+    day: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)  # a person or a rule
+
+
+class CorporateAction(Base):
+    """A split (``value``: new shares per old share) or a cash dividend (``value``: cash per
+    share), from the data source's records."""
+
+    __tablename__ = "corporate_actions"
+    __table_args__ = (UniqueConstraint("day", "symbol", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # split | dividend
+    value: Mapped[float] = mapped_column(Float, nullable=False)
+    source: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
+
+
+class PositionAdjustment(Base):
+    """A change of holdings or cash that is not a fill: a split's shares, a dividend's cash
+    (a short position pays it), each tied to its cause."""
+
+    __tablename__ = "position_adjustments"
+    __table_args__ = (UniqueConstraint("corporate_action_id", "symbol"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(Date, nullable=False, index=True)
+    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    quantity: Mapped[float] = mapped_column(Float, nullable=False)  # shares added (signed)
+    cash: Mapped[float] = mapped_column(Float, nullable=False)  # cash credited (signed)
+    cost_basis: Mapped[float] = mapped_column(Float, nullable=False)  # basis change, $
+    cause: Mapped[str] = mapped_column(Text, nullable=False)
+    corporate_action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("corporate_actions.id"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
+
+
+class Lock(Base):
+    """Who holds the right to touch shared state (one of daily, retrain, drift) and until
+    when: a crashed holder's lock expires instead of blocking forever."""
+
+    __tablename__ = "locks"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), nullable=False)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
 
 
 class Fill(Base):
@@ -80,6 +166,8 @@ class Position(Base):
     quantity: Mapped[float] = mapped_column(Float, nullable=False)
     price: Mapped[float] = mapped_column(Float, nullable=False)
     market_value: Mapped[float] = mapped_column(Float, nullable=False)
+    price_day: Mapped[dt.date | None] = mapped_column(Date, nullable=True)  # the price's date
+    stale_sessions: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class DailyNav(Base):
