@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,11 +21,10 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from alphaline.calendar import sessions  # noqa: E402
-from alphaline.config import load_params  # noqa: E402
-from alphaline.project import Project  # noqa: E402
+from alphaline.calendar import sessions
+from alphaline.config import load_params
+from alphaline.project import Project
 
 
 def main() -> None:

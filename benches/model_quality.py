@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +24,9 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from alphaline.config import load_params  # noqa: E402
-from alphaline.project import Project  # noqa: E402
+from alphaline.config import load_params
+from alphaline.project import Project
 
 
 def project_at(root: Path, overrides: dict) -> Project:
