@@ -20,11 +20,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
 from alphaline.calendar import sessions
 from alphaline.config import load_params
 from alphaline.project import Project
+
+REPO = Path(__file__).resolve().parents[1]
+
 
 
 def main() -> None:

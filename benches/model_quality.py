@@ -23,10 +23,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
 from alphaline.config import load_params
 from alphaline.project import Project
+
+REPO = Path(__file__).resolve().parents[1]
+
 
 
 def project_at(root: Path, overrides: dict) -> Project:

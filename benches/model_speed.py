@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from alphaline.config import load_params
+
 REPO = Path(__file__).resolve().parents[1]
 
-from alphaline.config import load_params
 
 
 def market(symbols: int, days: int, params):
