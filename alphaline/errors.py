@@ -32,3 +32,8 @@ class SourceError(AlphalineError):
     """A source could not deliver bars (missing files, unreadable data, HTTP failure)."""
 
     exit_code = 1
+
+
+class IllegalTransition(AlphalineError):
+    """An order move its state machine forbids (or a fill the ledger refuses: for an order the
+    risk engine did not approve, or beyond what remains); nothing was changed."""

@@ -52,17 +52,28 @@ def champion_scores(project: Project, store, day: dt.date, symbols: list[str]):
 
 
 @task(cache_policy=NO_CACHE)
-def settle(ledger: Ledger, broker: PaperBroker, snap: daily.MarketSnapshot) -> tuple[int, object]:
+def settle(ledger: Ledger, broker: PaperBroker, snap: daily.MarketSnapshot
+           ) -> tuple[daily.OpeningResult, int, list[str], object]:
+    """Resolve what a crash or a halt left, fill the orders due at today's close, expire the
+    day orders that did not fill, mark the book."""
+    opening = daily.open_day(ledger, broker, snap.day)
     fills = daily.fill_working_orders(ledger, broker, snap)
-    return fills, ledger.mark_to_market(snap.day, snap.close)
+    expired = daily.expire_day_orders(ledger, broker, snap.day)
+    return opening, fills, expired, ledger.mark_to_market(snap.day, snap.close)
 
 
 @task(cache_policy=NO_CACHE)  # no retries: a retry must not send an order twice
 def rebalance(project: Project, ledger: Ledger, broker: PaperBroker, scores: pd.DataFrame,
-              snap: daily.MarketSnapshot, nav: float, version: str):
-    intents = daily.plan(snap.day, scores, ledger.holdings(through=snap.day), nav, snap,
+              snap: daily.MarketSnapshot, nav: float, version: str) -> daily.Placement:
+    """Plan against positions plus working orders, then risk-check, record and send."""
+    intents = daily.plan(snap.day, scores, daily.planning_holdings(ledger, snap.day), nav, snap,
                          project.params)
     return daily.place(ledger, broker, intents, snap, nav, project.params, version)
+
+
+def paper_journal(project: Project):
+    """The paper broker's own record of what it was sent (kept with the service stores)."""
+    return project.state_dir / "paper_broker.jsonl"
 
 
 def exchange_today(tz: str) -> dt.date:
@@ -90,22 +101,22 @@ def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
 
     ledger = Ledger(project.ledger_url)
     ledger.ensure_initial_cash(day, p.broker.initial_cash)
-    broker = PaperBroker(CostModel.from_params(p.broker))
+    broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project))
     signals = ledger.record_signals(day, scores, p.model.name, version)
-    fills, nav_row = settle(ledger, broker, snap)
-    verdict, already = rebalance(project, ledger, broker, scores, snap, nav_row.nav, version)
+    opening, fills, expired, nav_row = settle(ledger, broker, snap)
+    placed = rebalance(project, ledger, broker, scores, snap, nav_row.nav, version)
     nav_row = ledger.mark_to_market(day, snap.close)
 
     result = daily.DayResult(
         day=day, model_version=version, signals=signals, fills=fills,
-        orders_submitted=[a.order.client_order_id for a in verdict.approved],
-        orders_rejected=[(o.client_order_id, why) for o, why in verdict.rejected],
-        orders_already_placed=already, nav=nav_row.nav,
+        orders_submitted=placed.sent, orders_rejected=placed.rejected,
+        orders_already_placed=placed.already, orders_resent=opening.resent,
+        orders_cancelled=opening.cancelled, orders_expired=expired, nav=nav_row.nav,
         gross_exposure=nav_row.gross_exposure, net_exposure=nav_row.net_exposure)
     report = project.reports_dir / "daily" / f"{day}.md"
     write_text(daily.report_markdown(result, scores, ledger), report)
     write_text(daily.result_json(result), report.with_suffix(".json"))
     logger.info("%s: %d submitted, %d rejected, %d already placed, NAV %.2f — report %s", day,
-                len(result.orders_submitted), len(result.orders_rejected), already,
+                len(result.orders_submitted), len(result.orders_rejected), placed.already,
                 result.nav, report)
     return {**result.__dict__, "day": str(day), "report": str(report)}

@@ -10,7 +10,6 @@ from alphaline.errors import MissingPrerequisite
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
 from alphaline.trading.ledger import Ledger, revisions, upgrade
-from alphaline.trading.ledger.models import Order
 from alphaline.trading.portfolio import (
     OrderIntent,
     client_order_id,
@@ -127,13 +126,17 @@ def test_ledger_orders_fills_and_nav(tmp_path):
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.ensure_initial_cash(DAY, 100_000.0)
     ledger.ensure_initial_cash(DAY, 100_000.0)  # once only
-    row = Order(client_order_id="20240102-A-rebalance", trading_day=DAY, symbol="A",
-                intent="rebalance", side="BUY", quantity=100.0, reference_price=10.0,
-                status="SUBMITTED", broker="paper")
-    assert len(ledger.add_orders([row])) == 1
-    assert ledger.add_orders([row]) == []  # idempotent
-    broker = PaperBroker(CostModel(0.01, 0.0, 0.0))
+    row = OrderIntent("20240102-A-rebalance-1", DAY, "A", "BUY", 100.0, 10.0, "rebalance")
+    verdict = check_orders([row], holdings={}, working={}, nav=100_000.0,
+                           prev_close={"A": 10.0}, adv={"A": 1e7}, limits=PARAMS.risk,
+                           known_ids=set(), trading_state="ACTIVE", placed_today=0)
     next_day = DAY + dt.timedelta(days=1)
+    record = {"broker": "paper", "model_version": None, "expires_on": next_day}
+    assert ledger.add_orders(verdict.approved, [], **record) == [row.client_order_id]
+    assert ledger.add_orders(verdict.approved, [], **record) == []  # idempotent
+    broker = PaperBroker(CostModel(0.01, 0.0, 0.0))
+    broker.submit(verdict.approved)
+    ledger.transition(row.client_order_id, "SUBMITTED", "accepted by paper")
     fills = broker.fills_at_close(next_day, ledger.working_orders(before=next_day), {"A": 11.0},
                                   {}, {})
     assert ledger.add_fills(fills) == 1 and ledger.add_fills(fills) == 0

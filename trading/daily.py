@@ -13,19 +13,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+import alphaline.trading.orders as order_life
+from alphaline.calendar import sessions
 from alphaline.config import Params
 from alphaline.models.explain import top_contributions
 from alphaline.models.signal import SignalModel
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.ledger import Ledger
-from alphaline.trading.ledger.models import Order
 from alphaline.trading.portfolio import (
     OrderIntent,
     long_short_weights,
     rebalance_orders,
     sized_long_short_weights,
 )
-from alphaline.trading.risk_engine import RiskVerdict, check_orders
+from alphaline.trading.risk_engine import Approved, check_orders
+from alphaline.trading.states import ACTIVE, HALTED
 
 
 @dataclass
@@ -36,6 +38,26 @@ class MarketSnapshot:
     close: dict[str, float]
     daily_vol: dict[str, float]
     adv: dict[str, float]
+    prev_close: dict[str, float] = field(default_factory=dict)  # last validated close before
+
+
+@dataclass
+class OpeningResult:
+    """What :func:`open_day` did with the orders a crash or a halt left."""
+
+    resent: list[str] = field(default_factory=list)
+    cancelled: list[tuple[str, str]] = field(default_factory=list)  # id, cause
+
+
+@dataclass
+class Placement:
+    """What :func:`place` did: ids sent, ids refused (with the reason), refusals that only
+    repeated today's last one (not recorded again), and live orders of the day before it."""
+
+    sent: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    repeated: int = 0
+    already: int = 0
 
 
 @dataclass
@@ -47,6 +69,9 @@ class DayResult:
     orders_submitted: list[str] = field(default_factory=list)
     orders_rejected: list[tuple[str, str]] = field(default_factory=list)
     orders_already_placed: int = 0
+    orders_resent: list[str] = field(default_factory=list)  # left NEW by a crash, sent again
+    orders_cancelled: list[tuple[str, str]] = field(default_factory=list)  # id, cause
+    orders_expired: list[str] = field(default_factory=list)
     nav: float = 0.0
     gross_exposure: float = 0.0
     net_exposure: float = 0.0
@@ -62,8 +87,9 @@ def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20) -> Marke
     log_ret = np.log(tail["close"]).groupby(tail["symbol"]).diff()
     vol = log_ret.groupby(tail["symbol"]).std()
     adv = tail.groupby("symbol")["volume"].mean()
+    prev = hist[hist["date"] < ts].groupby("symbol")["close"].last()
     return MarketSnapshot(day, today.set_index("symbol")["close"].to_dict(), vol.to_dict(),
-                          adv.to_dict())
+                          adv.to_dict(), prev.to_dict())
 
 
 def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int) -> pd.DataFrame:
@@ -75,10 +101,76 @@ def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int) -> pd.Dat
     return scored.assign(symbol=vectors["symbol"].to_numpy(), reasons=reasons)
 
 
+def open_day(ledger: Ledger, broker: PaperBroker, day: dt.date) -> OpeningResult:
+    """Start of a run (and what to call at startup): resolve what a crash or a halt left.
+
+    HALTED: every live order is cancelled ("trading HALTED: <reason>"). Then each ``NEW``
+    order (written, perhaps never sent) of ``day`` or earlier: one of ``day``, approved, with
+    trading ACTIVE is sent again under its own id (the broker knows a resend as the same
+    order); any other is cancelled with the cause, and the day's plan covers it afresh.
+    """
+    out = OpeningResult()
+    event = ledger.trading_state_event()
+    state = event.state if event else ACTIVE
+    if state == HALTED:
+        out.cancelled += cancel_live(ledger, broker, f"trading HALTED: {event.reason}")
+    for o in ledger.orders(status=order_life.NEW):
+        if o.trading_day > day:  # a later day's run owns it
+            continue
+        cid = o.client_order_id
+        if o.trading_day == day and o.approved and state == ACTIVE:
+            broker.resend([o])
+            ledger.transition(cid, order_life.SUBMITTED,
+                              f"resent to {broker.name} under the same id after a crash")
+            out.resent.append(cid)
+            continue
+        why = (f"left NEW by a crash on {o.trading_day}, not sent on its day"
+               if o.trading_day != day else f"left NEW by a crash while trading is {state}")
+        broker.cancel([cid])
+        ledger.transition(cid, order_life.CANCELLED, why)
+        out.cancelled.append((cid, why))
+    return out
+
+
+def cancel_live(ledger: Ledger, broker: PaperBroker, cause: str) -> list[tuple[str, str]]:
+    """Cancel every live order (NEW or working) at the broker, then in the ledger. The kill
+    switches call this when they halt trading."""
+    done = []
+    for o in ledger.orders(status=order_life.LIVE):
+        broker.cancel([o.client_order_id])
+        ledger.transition(o.client_order_id, order_life.CANCELLED, cause)
+        done.append((o.client_order_id, cause))
+    return done
+
+
 def fill_working_orders(ledger: Ledger, broker: PaperBroker, snap: MarketSnapshot) -> int:
-    working = ledger.working_orders(before=snap.day)
-    return ledger.add_fills(broker.fills_at_close(snap.day, working, snap.close,
+    """Fill at ``snap.day``'s close the working orders decided earlier whose session it is;
+    returns fills added (0 on a rerun). An order that missed its session does not fill."""
+    due = [o for o in ledger.working_orders(before=snap.day)
+           if o.expires_on is None or o.expires_on >= snap.day]
+    return ledger.add_fills(broker.fills_at_close(snap.day, due, snap.close,
                                                   snap.daily_vol, snap.adv))
+
+
+def expire_day_orders(ledger: Ledger, broker: PaperBroker, day: dt.date) -> list[str]:
+    """After ``day``'s fill step: day orders still working whose session was ``day`` or
+    earlier are EXPIRED (cancelled at the broker too)."""
+    done = []
+    for o in ledger.working_orders(before=day):
+        if o.expires_on is not None and o.expires_on > day:
+            continue
+        session = o.expires_on or day
+        broker.cancel([o.client_order_id])
+        ledger.transition(o.client_order_id, order_life.EXPIRED,
+                          f"day order unfilled at the end of its session {session}")
+        done.append(o.client_order_id)
+    return done
+
+
+def planning_holdings(ledger: Ledger, day: dt.date) -> dict[str, float]:
+    """Positions through ``day`` plus every working order: what the day's plan starts from,
+    so that a rerun whose plan the live orders already cover sends nothing."""
+    return order_life.projected(ledger.holdings(through=day), ledger.working_quantities())
 
 
 def plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: float,
@@ -94,28 +186,48 @@ def plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: fl
 
 
 def place(ledger: Ledger, broker: PaperBroker, intents: list[OrderIntent], snap: MarketSnapshot,
-          nav: float, params: Params, model_version: str) -> tuple[RiskVerdict, int]:
-    """Risk-check, write to the ledger, then send. Orders already in the ledger are skipped."""
-    known = ledger.existing_order_ids(o.client_order_id for o in intents)
-    fresh = [o for o in intents if o.client_order_id not in known]
-    if not fresh:
-        return RiskVerdict(), len(intents)
-    holdings = ledger.holdings(through=snap.day)
-    verdict = check_orders(fresh, holdings=holdings, nav=nav, last_close=snap.close,
-                           limits=params.risk, known_ids=known,
-                           trading_state=ledger.trading_state())
+          nav: float, params: Params, model_version: str) -> Placement:
+    """Number, risk-check, record, then send. ``intents`` are planned against holdings plus
+    working orders (:func:`planning_holdings`), so on a rerun they hold only what the live
+    orders do not cover. Each order is written ``NEW`` before it is sent and ``SUBMITTED``
+    after the broker accepts it: a crash in between leaves a ``NEW`` row that
+    :func:`open_day` resends under the same id. A refusal that repeats the day's last
+    refusal of the same order is not recorded again (a rerun adds nothing)."""
+    day = snap.day
+    today = ledger.orders(day=day)
+    already = sum(o.status in order_life.LIVE for o in today)
+    if not intents:
+        return Placement(already=already)
+    intents = order_life.with_sequences(intents, ledger.last_sequences(day))
+    verdict = check_orders(
+        intents, holdings=ledger.holdings(through=day), working=ledger.working_quantities(),
+        nav=nav, prev_close=snap.prev_close, adv=snap.adv, limits=params.risk,
+        known_ids={o.client_order_id for o in today}, trading_state=ledger.trading_state(),
+        placed_today=sum(o.approved for o in today))
+    last_refusal = {(o.symbol, o.intent): (o.side, o.quantity, o.reject_reason)
+                    for o in sorted(today, key=lambda o: o.sequence)}
+    rejected = [(o, why) for o, why in verdict.rejected
+                if last_refusal.get((o.symbol, o.intent)) != (o.side, o.quantity, why)]
+    ledger.add_orders(verdict.approved, rejected, broker=broker.name,
+                      model_version=model_version,
+                      expires_on=next_session(params.data.calendar, day))
+    sent = send(ledger, broker, verdict.approved)
+    return Placement(sent=sent, rejected=[(o.client_order_id, why) for o, why in rejected],
+                     repeated=len(verdict.rejected) - len(rejected), already=already)
 
-    def row(o: OrderIntent, status: str, reason: str | None = None) -> Order:
-        return Order(client_order_id=o.client_order_id, trading_day=o.trading_day,
-                     symbol=o.symbol, intent=o.intent, side=o.side, quantity=o.quantity,
-                     reference_price=o.reference_price, status=status, reject_reason=reason,
-                     broker=broker.name, model_version=model_version)
 
-    ledger.add_orders([row(o, "REJECTED", why) for o, why in verdict.rejected]
-                      + [row(a.order, "NEW") for a in verdict.approved])
-    for cid in broker.submit(verdict.approved):
-        ledger.set_status(cid, "SUBMITTED")
-    return verdict, len(intents) - len(fresh)
+def send(ledger: Ledger, broker: PaperBroker, approved: list[Approved]) -> list[str]:
+    """Hand approved orders (already ``NEW`` in the ledger) to the broker, then mark each
+    ``SUBMITTED``. Never retried here: a resend happens only through :func:`open_day`."""
+    accepted = broker.submit(approved)
+    for cid in accepted:
+        ledger.transition(cid, order_life.SUBMITTED, f"accepted by {broker.name}")
+    return accepted
+
+
+def next_session(calendar: str, day: dt.date) -> dt.date:
+    """The session after ``day``: when an order decided at ``day``'s close can fill."""
+    return sessions(calendar, day + dt.timedelta(days=1), day + dt.timedelta(days=15))[0].date()
 
 
 def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> str:

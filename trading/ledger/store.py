@@ -14,20 +14,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
-from alphaline.errors import MissingPrerequisite
+import alphaline.trading.orders as order_life
+from alphaline.errors import IllegalTransition, MissingPrerequisite
 from alphaline.trading.ledger.models import (
     CashMovement,
     Control,
     DailyNav,
     Fill,
     Order,
+    OrderEvent,
     Position,
     Signal,
 )
+from alphaline.trading.portfolio import OrderIntent
+from alphaline.trading.risk_engine import Approved
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 
@@ -176,7 +181,8 @@ class Ledger:
                 added += 1
         return added
 
-    # orders
+    # orders: every change of status passes the transition table (trading/order_life.py) and is
+    # written with its event in the same transaction
     def existing_order_ids(self, ids: Iterable[str]) -> set[str]:
         ids = list(ids)
         if not ids:
@@ -185,49 +191,129 @@ class Ledger:
             return set(s.scalars(select(Order.client_order_id)
                                  .where(Order.client_order_id.in_(ids))))
 
-    def add_orders(self, orders: list[Order]) -> list[Order]:
-        """Insert orders whose ids are new; return those inserted."""
-        known = self.existing_order_ids(o.client_order_id for o in orders)
-        fresh = [o for o in orders if o.client_order_id not in known]
+    def add_orders(self, approved: list[Approved], rejected: list[tuple[OrderIntent, str]], *,
+                   broker: str, model_version: str | None, expires_on: dt.date | None
+                   ) -> list[str]:
+        """Record the risk engine's verdict: approved orders as ``NEW`` (``approved`` set: only
+        an :class:`Approved` wrapper sets it), refused ones as ``REJECTED`` with the reason,
+        each with its first event, all in one transaction. Ids already there are skipped.
+        Returns the ids inserted."""
+        for a in approved:
+            if not isinstance(a, Approved):
+                raise TypeError("only risk-approved orders enter the ledger as NEW")
+        rows = [(a.order, order_life.NEW, "approved by the risk engine") for a in approved]
+        rows += [(o, order_life.REJECTED, why) for o, why in rejected]
+        inserted = []
         with self.session() as s, s.begin():
-            s.add_all(fresh)
-        return fresh
+            known = set(s.scalars(select(Order.client_order_id).where(
+                Order.client_order_id.in_([o.client_order_id for o, _, _ in rows]))))
+            for o, status, cause in rows:
+                if o.client_order_id in known:
+                    continue
+                order_life.check_transition(o.client_order_id, None, status)
+                s.add(Order(client_order_id=o.client_order_id, trading_day=o.trading_day,
+                            symbol=o.symbol, intent=o.intent, side=o.side, quantity=o.quantity,
+                            reference_price=o.reference_price, status=status,
+                            reject_reason=cause if status == order_life.REJECTED else None,
+                            broker=broker, model_version=model_version,
+                            sequence=order_life.sequence_of(o.client_order_id),
+                            time_in_force="DAY", expires_on=expires_on,
+                            approved=status == order_life.NEW, filled_quantity=0.0))
+                s.flush()  # the order row before its event (foreign key)
+                s.add(OrderEvent(client_order_id=o.client_order_id, from_status=None,
+                                 to_status=status, cause=cause))
+                known.add(o.client_order_id)
+                inserted.append(o.client_order_id)
+        return inserted
 
-    def set_status(self, client_order_id: str, status: str, reason: str | None = None) -> None:
+    def transition(self, client_order_id: str, to_status: str, cause: str) -> Order:
+        """Move one order to ``to_status`` with its event; an illegal move raises
+        :class:`IllegalTransition` and changes nothing. Fill states come only from
+        :meth:`add_fills`, which carries the shares."""
+        if to_status in (order_life.PARTIALLY_FILLED, order_life.FILLED):
+            raise IllegalTransition(f"order {client_order_id}: {to_status} is reached by "
+                                    "recording a fill, not set")
         with self.session() as s, s.begin():
             order = s.get(Order, client_order_id)
             if order is None:
                 raise KeyError(client_order_id)
-            order.status = status
-            if reason is not None:
-                order.reject_reason = reason
+            _move(s, order, to_status, cause)
+            return order
 
-    def orders(self, day: dt.date | None = None, status: str | None = None) -> list[Order]:
+    def orders(self, day: dt.date | None = None,
+               status: str | Iterable[str] | None = None) -> list[Order]:
         with self.session() as s:
             q = select(Order).order_by(Order.trading_day, Order.client_order_id)
             if day is not None:
                 q = q.where(Order.trading_day == day)
-            if status is not None:
+            if isinstance(status, str):
                 q = q.where(Order.status == status)
+            elif status is not None:
+                q = q.where(Order.status.in_(list(status)))
             return list(s.scalars(q))
 
-    def working_orders(self, before: dt.date) -> list[Order]:
-        """Orders sent to the broker on an earlier day and not filled yet."""
+    def working_orders(self, before: dt.date | None = None) -> list[Order]:
+        """Orders at the broker that may still fill (``SUBMITTED``, ``PARTIALLY_FILLED``),
+        decided before ``before`` when given."""
         with self.session() as s:
-            return list(s.scalars(select(Order).where(
-                Order.status == "SUBMITTED", Order.trading_day < before)
-                .order_by(Order.client_order_id)))
+            q = select(Order).where(Order.status.in_(order_life.WORKING))
+            if before is not None:
+                q = q.where(Order.trading_day < before)
+            return list(s.scalars(q.order_by(Order.client_order_id)))
+
+    def working_quantities(self) -> dict[str, float]:
+        """Signed shares still to trade by symbol over every working order (exposure that
+        the risk engine counts and a new plan starts from)."""
+        out: dict[str, float] = {}
+        for o in self.working_orders():
+            out[o.symbol] = out.get(o.symbol, 0.0) + order_life.signed_remaining(
+                o.side, o.quantity, o.filled_quantity)
+        return {s: q for s, q in out.items() if abs(q) > order_life.QUANTITY_EPS}
+
+    def last_sequences(self, day: dt.date) -> dict[tuple[str, str], int]:
+        """The newest sequence used per (symbol, intent) on ``day``."""
+        with self.session() as s:
+            q = (select(Order.symbol, Order.intent, func.max(Order.sequence))
+                 .where(Order.trading_day == day).group_by(Order.symbol, Order.intent))
+            return {(sym, intent): int(seq) for sym, intent, seq in s.execute(q)}
+
+    def order_events(self, client_order_id: str | None = None) -> list[OrderEvent]:
+        with self.session() as s:
+            q = select(OrderEvent).order_by(OrderEvent.id)
+            if client_order_id is not None:
+                q = q.where(OrderEvent.client_order_id == client_order_id)
+            return list(s.scalars(q))
 
     # fills and positions
     def add_fills(self, fills: list[Fill]) -> int:
+        """Apply fills in one transaction, each moving its order to ``PARTIALLY_FILLED`` or
+        ``FILLED``. A fill for an order the risk engine did not approve, one that is not
+        working, or one beyond what remains raises :class:`IllegalTransition` and nothing is
+        applied. A fill already recorded (same id) is skipped: a rerun adds nothing."""
         added = 0
         with self.session() as s, s.begin():
             for fill in fills:
                 if s.get(Fill, fill.fill_id) is not None:
                     continue
-                s.add(fill)
                 order = s.get(Order, fill.client_order_id)
-                order.status = "FILLED"
+                if order is None:
+                    raise IllegalTransition(f"fill {fill.fill_id}: no order "
+                                            f"{fill.client_order_id} in the ledger")
+                if not order.approved:
+                    raise IllegalTransition(f"fill {fill.fill_id} refused: order "
+                                            f"{order.client_order_id} was not approved by the "
+                                            "risk engine")
+                if fill.symbol != order.symbol or (fill.quantity > 0) != (order.side == "BUY"):
+                    raise IllegalTransition(f"fill {fill.fill_id} refused: {fill.quantity:+g} "
+                                            f"{fill.symbol} does not match order "
+                                            f"{order.client_order_id} ({order.side} "
+                                            f"{order.symbol})")
+                shares = abs(fill.quantity)
+                to = order_life.status_after_fill(order.client_order_id, order.quantity,
+                                              order.filled_quantity, shares)
+                _move(s, order, to, f"fill {fill.fill_id}: {shares:g} @ {fill.price:.4f}",
+                      filled_quantity=order.filled_quantity + shares)
+                s.add(fill)
                 added += 1
         return added
 
@@ -265,6 +351,34 @@ class Ledger:
 
     def table(self, model) -> pd.DataFrame:
         return pd.read_sql(select(model), self.engine)
+
+
+def _move(s: Session, order: Order, to: str, cause: str,
+          filled_quantity: float | None = None) -> None:
+    """One transition inside the caller's transaction: checked against the table, applied only
+    if the row still has the status it was read with (compare-and-swap), with its event."""
+    current = order.status
+    order_life.check_transition(order.client_order_id, current, to)
+    if to == order_life.SUBMITTED and not order.approved:
+        raise IllegalTransition(f"order {order.client_order_id} was not approved by the risk "
+                                "engine: it cannot be sent")
+    values: dict[str, object] = {"status": to, "updated_at": _utcnow()}
+    if filled_quantity is not None:
+        values["filled_quantity"] = filled_quantity
+    if to == order_life.REJECTED:
+        values["reject_reason"] = cause
+    done = s.execute(update(Order).where(Order.client_order_id == order.client_order_id,
+                                         Order.status == current).values(**values))
+    if done.rowcount != 1:
+        raise IllegalTransition(f"order {order.client_order_id} changed while moving it to {to}")
+    s.add(OrderEvent(client_order_id=order.client_order_id, from_status=current,
+                     to_status=to, cause=cause))
+    for key, value in values.items():
+        set_committed_value(order, key, value)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _optional(value: object) -> float | None:
