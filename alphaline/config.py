@@ -232,10 +232,35 @@ class GateParams(_Section):
     min_improvement: Annotated[float, Field(ge=0, le=1)]
 
 
+class RebalanceParams(_Section):
+    # Grinold's alpha = IC × daily vol × score z-score sets the benefit a resize must beat.
+    expected_ic: Annotated[float, Field(ge=0, le=0.5)]
+    band: bool
+    min_trade_notional: Annotated[float, Field(ge=0, le=1e7)]
+
+
 class PortfolioParams(_Section):
+    method: Literal["quantile_long_short", "long_only_top_k", "meta_sized_long_short"]
+    weighting: Literal["equal", "inverse_volatility", "risk_parity", "hrp"]
     quantile: Annotated[float, Field(gt=0, le=0.5)]
+    top_k: Annotated[int, Field(ge=1, le=5000)]
     gross_exposure: Annotated[float, Field(gt=0, le=HARD_MAX_GROSS)]
     max_position_weight: Annotated[float, Field(gt=0, le=HARD_MAX_POSITION_WEIGHT)]
+    covariance_lookback: Annotated[int, Field(ge=20, le=2520)]
+    vol_target: Annotated[float, Field(gt=0, le=2)] | None
+    kelly_fraction: Annotated[float, Field(gt=0, le=1)] | None
+    beta_neutral: bool
+    max_beta_exposure: Annotated[float, Field(ge=0, le=HARD_MAX_NET)]
+    sector_neutral: bool
+    max_sector_net: Annotated[float, Field(ge=0, le=HARD_MAX_NET)]
+    rebalance: RebalanceParams
+
+    @model_validator(mode="after")
+    def _neutral_needs_two_legs(self) -> PortfolioParams:
+        if self.method == "long_only_top_k" and (self.beta_neutral or self.sector_neutral):
+            raise ValueError("a long-only book cannot be beta or sector neutral: use a "
+                             "long/short method or turn neutrality off")
+        return self
 
 
 class RiskParams(_Section):
@@ -250,8 +275,11 @@ class BrokerParams(_Section):
     kind: Literal["paper"]
     initial_cash: PositiveFloat
     commission_per_share: Annotated[float, Field(ge=0, le=1)]
+    commission_min: Annotated[float, Field(ge=0, le=1000)]
     half_spread_bps: Annotated[float, Field(ge=0, le=500)]
     impact_coefficient: Annotated[float, Field(ge=0, le=10)]
+    borrow_rate: Annotated[float, Field(ge=0, le=1)]
+    lot_size: Annotated[int, Field(ge=1, le=10000)]
 
 
 class DriftParams(_Section):

@@ -15,6 +15,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from alphaline.trading.costs import ResearchCosts, book_costs
 from alphaline.trading.portfolio import long_short_weights, sized_long_short_weights
 
 EULER_GAMMA = 0.5772156649015329
@@ -91,16 +92,22 @@ def sized_long_short_returns(frame: pd.DataFrame, horizon: int = 1, gross: float
     return _book_returns(f, w, horizon)
 
 
-def turnover(frame: pd.DataFrame, quantile: float, horizon: int = 1, gross: float = 1.0,
-             max_weight: float = 1.0) -> pd.Series:
-    """One-way turnover of the book at each rebalance (every ``horizon``-th date): the sum
-    of |weight change|; the first rebalance counts the entry."""
+def rebalanced_book(frame: pd.DataFrame, quantile: float, horizon: int = 1,
+                    gross: float = 1.0, max_weight: float = 1.0) -> pd.DataFrame:
+    """The book held at each rebalance (every ``horizon``-th date): dates × symbols."""
     f = _scored(frame)
     symbol = f["symbol"] if "symbol" in f else pd.Series(f.index)
     w = pd.Series(book_weights(f, quantile, gross, max_weight).to_numpy(),
                   index=pd.MultiIndex.from_arrays([f["date"].to_numpy(), symbol.to_numpy()],
                                                   names=["date", "symbol"]))
-    w = w.unstack("symbol", fill_value=0.0).sort_index().iloc[::horizon]
+    return w.unstack("symbol", fill_value=0.0).sort_index().iloc[::horizon]
+
+
+def turnover(frame: pd.DataFrame, quantile: float, horizon: int = 1, gross: float = 1.0,
+             max_weight: float = 1.0) -> pd.Series:
+    """One-way turnover of the book at each rebalance (every ``horizon``-th date): the sum
+    of |weight change|; the first rebalance counts the entry."""
+    w = rebalanced_book(frame, quantile, horizon, gross, max_weight)
     if w.empty:
         return pd.Series(dtype="float64")
     traded = w.diff().abs().sum(axis=1)
@@ -109,11 +116,17 @@ def turnover(frame: pd.DataFrame, quantile: float, horizon: int = 1, gross: floa
 
 
 def net_long_short_returns(frame: pd.DataFrame, quantile: float, horizon: int,
-                           cost_per_turnover: float) -> pd.Series:
-    """Long-short returns less ``cost_per_turnover`` (fraction of traded notional)."""
-    gross = long_short_returns(frame, quantile, horizon)
-    cost = turnover(frame, quantile, horizon).reindex(gross.index).fillna(0.0)
-    return gross - cost * cost_per_turnover
+                           costs: ResearchCosts | None, gross: float = 1.0,
+                           max_weight: float = 1.0) -> pd.Series:
+    """Long-short returns less what :mod:`alphaline.trading.costs` charges the same book
+    (commission, half spread, impact, borrow; as a fraction of ``costs.nav``); ``costs``
+    None: before costs."""
+    returns = long_short_returns(frame, quantile, horizon, gross, max_weight)
+    if costs is None:
+        return returns
+    charged = book_costs(rebalanced_book(frame, quantile, horizon, gross, max_weight), costs,
+                         sessions_held=horizon)
+    return returns - charged.reindex(returns.index).fillna(0.0)
 
 
 def sharpe(returns: ArrayLike) -> float:
@@ -178,11 +191,12 @@ def deflated_sharpe(returns: pd.Series | np.ndarray, trial_sharpes: list[float],
 
 
 def summarize(frame: pd.DataFrame, quantile: float, horizon: int, sessions_per_year: float,
-              cost_per_turnover: float = 0.0) -> dict[str, float]:
+              costs: ResearchCosts | None = None, gross: float = 1.0, max_weight: float = 1.0
+              ) -> dict[str, float]:
     """Out-of-sample figures for one set of predictions (``date, symbol, score, label``)."""
     ic = daily_ic(frame)
     ric = daily_ic(frame, rank=True)
-    ls = long_short_returns(frame, quantile, horizon)
+    ls = long_short_returns(frame, quantile, horizon, gross, max_weight)
     sr = sharpe(ls)
     per_year = sessions_per_year / horizon
     return {
@@ -194,26 +208,27 @@ def summarize(frame: pd.DataFrame, quantile: float, horizon: int, sessions_per_y
         "sharpe_annualized": annualize(sr, per_year),
         "sortino_annualized": annualize(sortino(ls), per_year),
         "n_periods": len(ls),
-        **({"turnover": float(turnover(frame, quantile, horizon).mean()),
+        **({"turnover": float(turnover(frame, quantile, horizon, gross, max_weight).mean()),
             "sharpe_net_annualized": annualize(sharpe(net_long_short_returns(
-                frame, quantile, horizon, cost_per_turnover)), per_year)}
+                frame, quantile, horizon, costs, gross, max_weight)), per_year)}
            if "symbol" in frame else {}),
     }
 
 
 def fold_metrics(oos: pd.DataFrame, quantile: float, horizon: int, sessions_per_year: float,
-                 cost_per_turnover: float) -> pd.DataFrame:
+                 costs: ResearchCosts | None, gross: float = 1.0, max_weight: float = 1.0
+                 ) -> pd.DataFrame:
     """One row per ``fold`` of out-of-sample predictions: IC, rank IC, ICIR, hit rate (share
     of dates with a positive rank IC), turnover, and the long-short Sharpe after costs."""
     rows = []
     for fold, part in oos.groupby("fold", sort=True):
         ric = daily_ic(part, rank=True)
-        net = net_long_short_returns(part, quantile, horizon, cost_per_turnover)
+        net = net_long_short_returns(part, quantile, horizon, costs, gross, max_weight)
         rows.append({
             "fold": int(fold), "start": part["date"].min(), "end": part["date"].max(),
             "ic": float(daily_ic(part).mean()), "rank_ic": float(ric.mean()),
             "icir": icir(ric), "hit_rate": float((ric > 0).mean()) if len(ric) else 0.0,
-            "turnover": float(turnover(part, quantile, horizon).mean()),
+            "turnover": float(turnover(part, quantile, horizon, gross, max_weight).mean()),
             "sharpe_net": annualize(sharpe(net), sessions_per_year / horizon),
         })
     return pd.DataFrame(rows)

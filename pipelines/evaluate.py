@@ -34,15 +34,16 @@ from alphaline.models.metrics import (
 from alphaline.models.registry import CHAMPION, Registry
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import EvaluateResult, TrainingSet, TrainResult
-from alphaline.pipelines.train import cost_per_turnover, ensemble_from, weights_for
+from alphaline.pipelines.train import book_size, catalog_costs, ensemble_from, weights_for
 from alphaline.project import Project
+from alphaline.trading.costs import ResearchCosts
 
 log = logging.getLogger(__name__)
 
 
 def cpcv_path_table(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
                     paths: list[list[tuple[int, int]]], groups: np.ndarray, p: Params,
-                    cost: float, label: str = "model") -> pd.DataFrame:
+                    cost: ResearchCosts | None, label: str = "model") -> pd.DataFrame:
     """Fit the recipe on each CPCV split; per backtest path, the mean daily rank IC and the
     annualized long-short Sharpe after costs."""
     def progress(k: int, _: pd.DataFrame) -> None:
@@ -58,12 +59,12 @@ def cpcv_path_table(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
     rows = []
     for k, f in enumerate(path_predictions(scores, paths)):
         rows.append({"path": k, "rank_ic": mean_rank_ic(f["score"], f["label"], f["date"]),
-                     "sharpe_net": annualize(sharpe(net_long_short_returns(f, q, h, cost)),
-                                             per_year)})
+                     "sharpe_net": annualize(sharpe(net_long_short_returns(
+                         f, q, h, cost, **book_size(p))), per_year)})
     return pd.DataFrame(rows)
 
 
-def gate(trained: TrainResult, ts: TrainingSet, p: Params, cost: float,
+def gate(trained: TrainResult, ts: TrainingSet, p: Params, cost: ResearchCosts | None,
          champion_recipe: dict | None, champion_version: str | None,
          champion_problem: str | None = None) -> EvaluateResult:
     """The decision on ``trained``: the cheap limits first (a suspected leak or a DSR below
@@ -139,7 +140,7 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
             recipe = registry.recipe(trained.model, champion_version)
         except Exception as exc:
             problem = f"champion v{champion_version} has no recipe ({exc})"
-    result = gate(trained, ts, p, cost_per_turnover(p.broker, catalog.median_close()),
+    result = gate(trained, ts, p, catalog_costs(p, catalog),
                   recipe, champion_version, problem)
     decision = GateDecision(promote=result.promoted, reasons=result.reasons)
     registry.record_decision(trained.model, trained.version, decision, {

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from alphaline.calendar import sessions_per_year
-from alphaline.config import BrokerParams, Params
+from alphaline.config import Params
 from alphaline.features.definitions import BY_NAME
 from alphaline.models.cv import CVResult, Split, cross_val_predict, purged_walk_forward
 from alphaline.models.drift import reference_bins
@@ -53,7 +53,8 @@ from alphaline.models.weights import sample_weights
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import FeatureValidationSummary, TrainingSet, TrainResult
 from alphaline.project import Project
-from alphaline.trading.costs import CostModel
+from alphaline.trading.book import BookLimits
+from alphaline.trading.costs import CostModel, ResearchCosts, market_panel
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,27 @@ def weights_for(recipe: dict, ts: TrainingSet) -> np.ndarray:
                           uniqueness=sw["uniqueness"], half_life_days=sw["half_life_days"])
 
 
-def cost_per_turnover(broker: BrokerParams, typical_price: float) -> float:
-    """Research cost of trading one unit of notional: half-spread + commission at the
-    universe's typical price. Impact depends on book size, which research does not fix."""
-    return CostModel.from_params(broker).per_turnover(typical_price)
+def research_costs(p: Params, bars: pd.DataFrame | None) -> ResearchCosts:
+    """What research charges the book: the broker's cost model on a NAV of
+    ``broker.initial_cash``, with each bar's close, volatility and ADV (as the daily flow's
+    snapshot takes them). Without bars, only the half spread and the borrow fee."""
+    costs = ResearchCosts(CostModel.from_params(p.broker), p.broker.initial_cash,
+                          market_panel(bars) if bars is not None and len(bars) else None,
+                          sessions_per_year(p.data.calendar))
+    if costs.omits:
+        log.warning("research costs omit %s: the bars lack the prices or volumes they need",
+                    " and ".join(costs.omits))
+    return costs
+
+
+def catalog_costs(p: Params, catalog: Catalog) -> ResearchCosts:
+    return research_costs(p, catalog.validated_bars())
+
+
+def book_size(p: Params) -> dict[str, float]:
+    """The research book's gross and per-name cap: the daily book's (:class:`BookLimits`)."""
+    limits = BookLimits.from_params(p)
+    return {"gross": limits.gross, "max_weight": limits.name}
 
 
 def member_base(p: Params) -> dict:
@@ -109,10 +127,10 @@ def make_recipe(p: Params, tuned: dict[str, TuningResult], features: list[str]) 
 
 
 def oos_metrics(oos: pd.DataFrame, p: Params, trial_sharpes: list[float], n_trials: int,
-                cost: float = 0.0) -> dict[str, float]:
+                costs: ResearchCosts | None) -> dict[str, float]:
     q, h = p.portfolio.quantile, p.features.label_horizon
-    figures = summarize(oos, q, h, sessions_per_year(p.data.calendar), cost)
-    r = long_short_returns(oos, q, h).to_numpy()
+    figures = summarize(oos, q, h, sessions_per_year(p.data.calendar), costs, **book_size(p))
+    r = long_short_returns(oos, q, h, **book_size(p)).to_numpy()
     figures["probabilistic_sharpe"] = probabilistic_sharpe(
         figures["sharpe"], len(r), float(stats.skew(r)), float(stats.kurtosis(r, fisher=False)))
     figures["deflated_sharpe"] = deflated_sharpe(r, trial_sharpes, n_trials)
@@ -186,7 +204,7 @@ class Candidate:
     splits: int
 
 
-def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: float,
+def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: ResearchCosts | None,
                   callbacks: list | None = None) -> Candidate:
     """Tune, fit, validate and explain one challenger on ``ts``."""
     splits = folds(p, ts)
@@ -207,7 +225,8 @@ def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: float,
     trial_sharpes = [s for r in studies for s in r.trial_sharpes]
     n_trials = sum(r.n_trials for r in studies)
     metrics = oos_metrics(oos, p, trial_sharpes, n_trials, cost)
-    per_fold = fold_metrics(oos, q, horizon, sessions_per_year(p.data.calendar), cost)
+    per_fold = fold_metrics(oos, q, horizon, sessions_per_year(p.data.calendar), cost,
+                            **book_size(p))
 
     meta = None
     if p.model.meta_label.enabled:
@@ -309,7 +328,7 @@ def run_train(project: Project, callbacks: list | None = None,
     catalog = Catalog(project)
     ts = ts if ts is not None else catalog.training_set()
     candidate = fit_candidate(ts, p, storage=project.optuna_url,
-                              cost=cost_per_turnover(p.broker, catalog.median_close()),
+                              cost=catalog_costs(p, catalog),
                               callbacks=callbacks)
     catalog.save_oos(candidate.oos)
     result = register_candidate(Registry.for_project(project), p, ts, candidate)

@@ -24,7 +24,7 @@ from alphaline.models.registry import CHALLENGER, Registry
 from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import TFTResult, TrainingSet
-from alphaline.pipelines.train import cost_per_turnover, folds, oos_metrics
+from alphaline.pipelines.train import book_size, catalog_costs, folds, oos_metrics
 from alphaline.project import Project
 
 log = logging.getLogger(__name__)
@@ -105,10 +105,10 @@ def run_train_tft(project: Project) -> TFTResult:
     features = pd.read_parquet(project.feature_table, columns=["symbol", "date", *ts.features])
     panel = panel_for(catalog.validated_bars(), features, ts, pd.Timestamp(p.data.end))
     oos = walk_forward(p, ts, panel).predictions
-    cost = cost_per_turnover(p.broker, catalog.median_close())
+    cost = catalog_costs(p, catalog)
     metrics = oos_metrics(oos, p, [], 1, cost)
     per_fold = fold_metrics(oos, p.portfolio.quantile, p.features.label_horizon,
-                            sessions_per_year(p.data.calendar), cost)
+                            sessions_per_year(p.data.calendar), cost, **book_size(p))
     comparison = {}
     if catalog.oos_path.exists():
         ens = catalog.oos()[["date", "symbol", "score"]]

@@ -15,11 +15,13 @@ from alphaline.models.feature_report import (
     validate_features,
 )
 from alphaline.models.metrics import fold_metrics, long_short_returns, turnover
+from alphaline.trading.costs import CostModel, ResearchCosts
 from alphaline.trading.portfolio import sized_long_short_weights
 from tests.conftest import REPO
 from tests.test_ensemble import member, panel
 
-BARS = load_params(REPO / "params.yaml").feature_validation
+PARAMS = load_params(REPO / "params.yaml")
+BARS = PARAMS.feature_validation
 
 
 def test_dead_and_correlated_features():
@@ -78,7 +80,8 @@ def test_fold_metrics_and_turnover():
     assert t.tolist() == [1.0, 0.0, 2.0, 0.0]  # enter, hold, flip both legs, hold
     gross = long_short_returns(oos, 0.2)
     assert np.allclose(gross, 0.5 * (0.05 - 0.01))
-    table = fold_metrics(oos, 0.2, 1, 252.0, cost_per_turnover=0.001)
+    spread_only = ResearchCosts(CostModel.from_params(PARAMS.broker), 1e6, None, 252.0)
+    table = fold_metrics(oos, 0.2, 1, 252.0, spread_only)
     assert list(table["fold"]) == [0, 1]
     assert np.allclose(table["rank_ic"], 1.0) and (table["hit_rate"] == 1.0).all()
     assert (table["turnover"] == 0.5).all()  # each fold enters once, then holds

@@ -89,7 +89,8 @@ def test_only_the_risk_engine_can_approve():
 
 
 def test_cost_model_square_root_impact():
-    costs = CostModel(0.005, 2.0, 0.1)
+    costs = CostModel(commission_per_share=0.005, commission_min=0.0, half_spread_bps=2.0,
+                      impact_coefficient=0.1, borrow_rate=0.0)
     assert costs.commission(-200) == pytest.approx(1.0)
     small = costs.slippage(100, 50.0, 0.02, 1e6)
     large = costs.slippage(10_000, 50.0, 0.02, 1e6)
@@ -134,7 +135,8 @@ def test_ledger_orders_fills_and_nav(tmp_path):
     record = {"broker": "paper", "model_version": None, "expires_on": next_day}
     assert ledger.add_orders(verdict.approved, [], **record) == [row.client_order_id]
     assert ledger.add_orders(verdict.approved, [], **record) == []  # idempotent
-    broker = PaperBroker(CostModel(0.01, 0.0, 0.0))
+    broker = PaperBroker(CostModel(commission_per_share=0.01, commission_min=0.0,
+                                   half_spread_bps=0.0, impact_coefficient=0.0, borrow_rate=0.0))
     broker.submit(verdict.approved)
     ledger.transition(row.client_order_id, "SUBMITTED", "accepted by paper")
     fills = broker.fills_at_close(next_day, ledger.working_orders(before=next_day), {"A": 11.0},

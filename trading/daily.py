@@ -18,14 +18,11 @@ from alphaline.calendar import sessions
 from alphaline.config import Params
 from alphaline.models.explain import top_contributions
 from alphaline.models.signal import SignalModel
+from alphaline.trading.book import NO_CONTEXT, BookContext
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.ledger import Ledger
-from alphaline.trading.portfolio import (
-    OrderIntent,
-    long_short_weights,
-    rebalance_orders,
-    sized_long_short_weights,
-)
+from alphaline.trading.portfolio import OrderIntent
+from alphaline.trading.rebalance import day_plan
 from alphaline.trading.risk_engine import Approved, check_orders
 from alphaline.trading.states import ACTIVE, HALTED
 
@@ -174,15 +171,11 @@ def planning_holdings(ledger: Ledger, day: dt.date) -> dict[str, float]:
 
 
 def plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: float,
-         snap: MarketSnapshot, params: Params) -> list[OrderIntent]:
-    p = params.portfolio
-    if "size" in scores:  # meta-labeled bets: only the sides the secondary model trusts
-        weights = sized_long_short_weights(scores.set_index("symbol")["size"],
-                                           p.gross_exposure, p.max_position_weight)
-    else:
-        weights = long_short_weights(scores.set_index("symbol")["score"], p.quantile,
-                                     p.gross_exposure, p.max_position_weight)
-    return rebalance_orders(day, weights, holdings, nav, snap.close)
+         snap: MarketSnapshot, params: Params, context: BookContext = NO_CONTEXT
+         ) -> list[OrderIntent]:
+    """The day's orders: the one book (``portfolio:`` in params) and the rebalance rules."""
+    return day_plan(day, scores, holdings, nav, snap.close, snap.daily_vol, snap.adv, params,
+                    context).orders
 
 
 def place(ledger: Ledger, broker: PaperBroker, intents: list[OrderIntent], snap: MarketSnapshot,

@@ -60,61 +60,89 @@ def quantile_sides(scores: pd.Series, quantile: float, dates: ArrayLike | None =
     return pd.Series(np.where(scored & (count >= 2), side, 0), index=scores.index)
 
 
+def _group_sum(values: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
+    """Each row's group total (``codes`` from :func:`pandas.factorize`), by bincount."""
+    return np.bincount(codes, weights=values, minlength=n)[codes]
+
+
+def leg_weights(signed: ArrayLike, long_total: float, short_total: float,
+                cap: float | ArrayLike, dates: ArrayLike | None = None) -> np.ndarray:
+    """Signed strengths → a book: each leg proportional to |strength|, scaled to its total,
+    capped per name (``cap``, one value or one per row); with two legs the heavier one is
+    then scaled down to the lighter, so no cap leaves a net bet.
+
+    ``short_total = 0`` builds a long-only book. A long/short date without both a long and a
+    short holds nothing: a one-sided book is a market bet the risk limits were not set for.
+    Vectorized over every date of a panel: the research path stays fast.
+    """
+    s = np.nan_to_num(np.asarray(signed, dtype="float64"), nan=0.0)
+    codes, uniques = pd.factorize(_date_keys(pd.RangeIndex(len(s)), dates))
+    n = len(uniques)
+    cap = np.broadcast_to(np.asarray(cap, dtype="float64"), s.shape)
+    legs = []
+    for leg, total in ((np.clip(s, 0, None), long_total), (np.clip(-s, 0, None), short_total)):
+        sums = _group_sum(leg, codes, n)
+        scaled = np.divide(total * leg, sums, out=np.zeros_like(leg), where=sums > 0)
+        legs.append(np.minimum(scaled, cap))
+    longs, shorts = legs
+    if short_total == 0:
+        return longs
+    long_sum, short_sum = _group_sum(longs, codes, n), _group_sum(shorts, codes, n)
+    both = (long_sum > 0) & (short_sum > 0)
+    matched = np.minimum(long_sum, short_sum)
+    scale_long = np.divide(matched, long_sum, out=np.zeros_like(s), where=both)
+    scale_short = np.divide(matched, short_sum, out=np.zeros_like(s), where=both)
+    return longs * scale_long - shorts * scale_short
+
+
 def long_short_weights(scores: pd.Series, quantile: float, gross: float, max_weight: float,
                        dates: ArrayLike | None = None) -> pd.Series:
-    """The book: dollar-neutral, equal weights long the top and short the bottom ``quantile``.
+    """The quantile book: dollar-neutral, equal weights long the top and short the bottom
+    ``quantile``.
 
     Each leg carries ``gross / 2`` of NAV unless ``max_weight`` caps its names lower (both
     legs hold the same count, so the cap keeps the book neutral). ``dates`` groups rows into
     cross-sections: one call builds one day's book or every day's of a panel alike.
     """
     side = quantile_sides(scores, quantile, dates)
-    keys = _date_keys(scores.index, dates)
-    per_leg = (side > 0).astype(int).groupby(keys).transform("sum").to_numpy()
-    per_name = np.minimum(gross / 2 / np.maximum(per_leg, 1), max_weight)
-    return (side * per_name).astype("float64")
+    return pd.Series(leg_weights(side.to_numpy(), gross / 2, gross / 2, max_weight, dates),
+                     index=scores.index)
 
 
 def sized_long_short_weights(sizes: pd.Series, gross: float, max_weight: float,
                              dates: ArrayLike | None = None) -> pd.Series:
-    """Dollar-neutral weights proportional to signed bet sizes (meta-labeling).
+    """Dollar-neutral weights proportional to signed bet sizes (meta-labeling): each leg
+    scaled to ``gross / 2``, capped per name, the heavier leg scaled to the lighter."""
+    return pd.Series(leg_weights(sizes.to_numpy(), gross / 2, gross / 2, max_weight, dates),
+                     index=sizes.index)
 
-    Each leg is scaled to ``gross / 2`` and capped per name; the heavier leg is then scaled
-    down to the lighter one, so the cap never leaves a net bet. Without both a long and a
-    short bet a date holds nothing: a one-sided book is a market bet the risk limits were
-    not set for.
-    """
-    s = pd.Series(np.asarray(sizes, dtype="float64"), index=sizes.index).fillna(0.0)
-    keys = _date_keys(s.index, dates)
-    legs = []
-    for leg in (s.clip(lower=0), (-s).clip(lower=0)):
-        total = leg.groupby(keys).transform("sum")
-        legs.append((gross / 2 * leg / total.where(total > 0)).clip(upper=max_weight)
-                    .fillna(0.0))
-    longs, shorts = legs
-    long_sum = longs.groupby(keys).transform("sum")
-    short_sum = shorts.groupby(keys).transform("sum")
-    both = (long_sum > 0) & (short_sum > 0)
-    matched = np.minimum(long_sum, short_sum)
-    scale_long = (matched / long_sum).where(both, 0.0)
-    scale_short = (matched / short_sum).where(both, 0.0)
-    return (longs * scale_long - shorts * scale_short).fillna(0.0)
+
+def orders_to_targets(day: dt.date, targets: dict[str, float], holdings: dict[str, float],
+                      prices: dict[str, float], intent: str = "rebalance") -> list[OrderIntent]:
+    """The orders that move ``holdings`` to ``targets`` (shares), one per name that changes,
+    priced at ``prices`` (the reference the risk engine checks)."""
+    orders = []
+    for sym in sorted(set(targets) | set(holdings)):
+        delta = targets.get(sym, 0.0) - holdings.get(sym, 0.0)
+        if abs(delta) < 1e-9:
+            continue
+        orders.append(OrderIntent(client_order_id(day, sym, intent), day, sym,
+                                  "BUY" if delta > 0 else "SELL", float(abs(delta)),
+                                  prices[sym], intent))
+    return orders
 
 
 def rebalance_orders(day: dt.date, weights: pd.Series, holdings: dict[str, float], nav: float,
                      prices: dict[str, float], intent: str = "rebalance") -> list[OrderIntent]:
-    """Whole-share orders that move ``holdings`` to ``weights`` of ``nav`` at ``prices``."""
+    """Whole-share orders that move ``holdings`` to ``weights`` of ``nav`` at ``prices``
+    (no band, no minimum: :func:`alphaline.trading.rebalance.plan_rebalance` adds them)."""
     symbols = sorted(set(weights.index[weights != 0]) | set(holdings))
-    orders = []
+    targets = {}
     for sym in symbols:
         price = prices.get(sym)
         if price is None or not math.isfinite(price) or price <= 0:
             raise ValueError(f"no usable price for {sym} on {day}")
-        target = math.trunc(weights.get(sym, 0.0) * nav / price)
-        delta = target - holdings.get(sym, 0.0)
-        if abs(delta) < 1:
-            continue
-        orders.append(OrderIntent(client_order_id(day, sym, intent), day, sym,
-                                  "BUY" if delta > 0 else "SELL", float(abs(delta)), price,
-                                  intent))
-    return orders
+        target = float(math.trunc(weights.get(sym, 0.0) * nav / price))
+        held = holdings.get(sym, 0.0)
+        targets[sym] = held if abs(target - held) < 1 else target  # no fractional orders
+    return orders_to_targets(day, targets, holdings, prices, intent)

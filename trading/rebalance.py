@@ -1,0 +1,148 @@
+"""Rebalance rules: current holdings + target weights + prices + costs → orders. Pure.
+
+A name's trade is one of: an **entry** (not held, wanted), an **exit** (held, not wanted), a
+**flip** (held on the other side) or a **resize** (same side, another size). Entries, exits
+and flips always trade: the book holds exactly the names the builder chose. A resize trades
+only when
+
+- its notional is at least ``portfolio.rebalance.min_trade_notional``, and
+- with ``portfolio.rebalance.band``, its expected benefit beats its estimated cost. The
+  benefit of closing a gap ``Δw`` is ``|Δw| × NAV × |α|`` with Grinold's expected return
+  ``α = IC × σ × √h × |z|`` (``IC``: ``portfolio.rebalance.expected_ic``; ``σ``: the name's
+  daily volatility; ``h``: the label horizon; ``z``: the name's cross-sectional z-score of
+  today's score); the cost is the cost model's commission + half spread + impact.
+
+Target shares are rounded toward zero to whole lots (``broker.lot_size``). If skipping
+resizes would leave the book over a gross, net or per-name limit, none is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from alphaline.config import Params
+from alphaline.trading.book import NO_CONTEXT, BookContext, BookLimits, build_book
+from alphaline.trading.costs import CostModel
+from alphaline.trading.portfolio import OrderIntent, orders_to_targets
+
+
+@dataclass(frozen=True)
+class RebalanceRules:
+    band: bool
+    expected_ic: float
+    min_trade_notional: float
+    lot_size: int
+    horizon: int  # sessions a position is held for (the label horizon)
+
+    @classmethod
+    def from_params(cls, p: Params) -> RebalanceRules:
+        r = p.portfolio.rebalance
+        return cls(r.band, r.expected_ic, r.min_trade_notional, p.broker.lot_size,
+                   p.features.label_horizon)
+
+
+@dataclass
+class RebalancePlan:
+    orders: list[OrderIntent]
+    targets: dict[str, float]  # shares held once every order fills
+    skipped: dict[str, str] = field(default_factory=dict)  # symbol → why it does not trade
+    turnover: float = 0.0  # Σ |traded notional| / NAV
+    estimated_cost: float = 0.0  # dollars, by the cost model
+
+
+def expected_alpha(scores: pd.Series, daily_vol: pd.Series, ic: float, horizon: int
+                   ) -> pd.Series:
+    """Grinold's ``α = IC × σ × √h × z`` per symbol, over the holding horizon."""
+    s = scores.astype("float64")
+    sd = s.std(ddof=0)
+    z = (s - s.mean()) / sd if sd > 0 else s * 0.0
+    return ic * daily_vol.reindex(s.index).astype("float64") * math.sqrt(horizon) * z
+
+
+def lot_shares(weight: float, nav: float, price: float, lot: int) -> float:
+    """Whole lots worth ``weight × nav`` at ``price``, rounded toward zero."""
+    return float(math.trunc(weight * nav / price / lot) * lot)
+
+
+def _within_limits(shares: dict[str, float], prices: dict[str, float], nav: float,
+                   limits: BookLimits) -> bool:
+    values = np.array([q * prices[s] for s, q in shares.items() if s in prices]) / nav
+    if not len(values):
+        return True
+    tol = 1e-9
+    return bool(np.abs(values).sum() <= limits.gross + tol and abs(values.sum()) <= limits.net
+                + tol and np.abs(values).max() <= limits.name + tol)
+
+
+def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float], nav: float,
+                   prices: dict[str, float], *, costs: CostModel, daily_vol: dict[str, float],
+                   adv: dict[str, float], scores: pd.Series | None, rules: RebalanceRules,
+                   limits: BookLimits, intent: str = "rebalance") -> RebalancePlan:
+    """The orders that move ``holdings`` toward ``weights`` (of ``nav``) under the rules.
+
+    A held name without a usable price today keeps its position (frozen, reported in
+    ``skipped``); a wanted name without one is not entered.
+    """
+    alpha = (expected_alpha(scores, pd.Series(daily_vol), rules.expected_ic, rules.horizon)
+             if scores is not None else pd.Series(dtype="float64"))
+    wanted = set(weights.index[weights.fillna(0.0) != 0])
+    targets: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    resizes: dict[str, float] = {}  # symbol → full target when a resize is skipped
+    for sym in sorted(wanted | {s for s, q in holdings.items() if q != 0}):
+        held = holdings.get(sym, 0.0)
+        price = prices.get(sym)
+        if price is None or not math.isfinite(price) or price <= 0:
+            if held:
+                targets[sym] = held
+            skipped[sym] = "no usable price today" + (": position frozen" if held else "")
+            continue
+        target = lot_shares(float(weights.get(sym, 0.0)), nav, price, rules.lot_size)
+        delta = target - held
+        if delta == 0:
+            targets[sym] = held
+            continue
+        resize = held != 0 and target != 0 and (held > 0) == (target > 0)
+        if resize:
+            notional = abs(delta) * price
+            cost = costs.trade_cost(delta, price, daily_vol.get(sym, math.nan),
+                                    adv.get(sym, math.nan))
+            benefit = notional * abs(float(alpha.get(sym, 0.0)))
+            if notional < rules.min_trade_notional:
+                skipped[sym] = f"resize {notional:,.0f} below the minimum trade notional"
+            elif rules.band and not benefit > cost:  # an unknown benefit (no σ) waits too
+                skipped[sym] = (f"inside the no-trade band: benefit {benefit:,.2f} ≤ cost "
+                                f"{cost:,.2f}")
+            if sym in skipped:
+                targets[sym] = held
+                resizes[sym] = target
+                continue
+        targets[sym] = target
+    if resizes and not _within_limits(targets, prices, nav, limits):
+        for sym, target in resizes.items():  # the band never leaves the book over a limit
+            targets[sym] = target
+            del skipped[sym]
+    orders = orders_to_targets(day, targets, holdings, prices, intent)
+    traded = [(o.quantity, o.reference_price, o.symbol) for o in orders]
+    cost = sum(costs.trade_cost(q, p, daily_vol.get(s, math.nan), adv.get(s, math.nan))
+               for q, p, s in traded)
+    return RebalancePlan(orders=orders, targets=targets, skipped=skipped,
+                         turnover=sum(q * p for q, p, _ in traded) / nav, estimated_cost=cost)
+
+
+def day_plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: float,
+             close: dict[str, float], daily_vol: dict[str, float], adv: dict[str, float],
+             params: Params, context: BookContext = NO_CONTEXT) -> RebalancePlan:
+    """One day's book (:func:`alphaline.trading.book.build_book`) and the rebalance to it."""
+    weights = pd.Series(build_book(scores, params, context).to_numpy(),
+                        index=scores["symbol"].to_numpy())
+    return plan_rebalance(
+        day, weights, holdings, nav, close,
+        costs=CostModel.from_params(params.broker),
+        daily_vol=daily_vol, adv=adv, scores=scores.set_index("symbol")["score"],
+        rules=RebalanceRules.from_params(params), limits=BookLimits.from_params(params))
