@@ -18,10 +18,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from alphaline.errors import ConfigError
 
-# Hard ceilings on risk limits: a configuration mistake cannot lift them.
+# Hard ceilings on risk limits: a configuration mistake cannot lift them. Every limit in
+# ``risk:`` is bounded by one of these.
 HARD_MAX_GROSS = 3.0
 HARD_MAX_NET = 0.5
 HARD_MAX_POSITION_WEIGHT = 0.25
+HARD_MAX_SECTOR_EXPOSURE = 0.5  # |net| weight of one sector
+HARD_MAX_BETA_EXPOSURE = 0.5  # |Σ weight × beta|
+HARD_MAX_ORDER_NOTIONAL = 5_000_000.0  # dollars in one order
+HARD_MAX_PRICE_BAND = 0.5
+HARD_MAX_PARTICIPATION = 0.20  # of a name's average daily volume
+HARD_MAX_FAT_FINGER_MULTIPLE = 50.0  # × the name's typical order
+HARD_MAX_FAT_FINGER_ADV = 1.0  # a whole day's volume in one order
+HARD_MAX_ORDERS_PER_DAY = 10_000
+HARD_MAX_DAILY_LOSS = 0.20
+HARD_MAX_DRAWDOWN = 0.50
+HARD_MAX_SLIPPAGE_RATIO = 10.0  # realized slippage over the cost model's estimate
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
@@ -263,12 +275,77 @@ class PortfolioParams(_Section):
         return self
 
 
+class VelocityTier(_Section):
+    """A speed of loss (NAV lost per session over the lookback) and the book's response:
+    target weights × ``scale``; in the last tier every held position × ``scale`` (the rest
+    sold) and the state goes to REDUCING."""
+
+    name: Annotated[str, Field(min_length=1)]
+    loss_per_session: Annotated[float, Field(gt=0, le=HARD_MAX_DAILY_LOSS)]
+    scale: Annotated[float, Field(ge=0, le=1)]
+
+
+class DrawdownVelocityParams(_Section):
+    lookback_sessions: Annotated[int, Field(ge=2, le=60)]
+    min_drawdown: Annotated[float, Field(ge=0, le=HARD_MAX_DRAWDOWN)]
+    tiers: Annotated[list[VelocityTier], Field(min_length=1, max_length=10)]
+
+    @model_validator(mode="after")
+    def _tiers_escalate(self) -> DrawdownVelocityParams:
+        # Faster losses must never get a milder response than slower ones.
+        for slow, fast in zip(self.tiers, self.tiers[1:], strict=False):
+            if not (fast.loss_per_session > slow.loss_per_session and fast.scale <= slow.scale):
+                raise ValueError(f"tier {fast.name!r} must be faster than {slow.name!r} "
+                                 f"with a scale no higher")
+        if self.tiers[-1].scale >= 1:
+            raise ValueError(f"the last tier ({self.tiers[-1].name!r}) must close part of "
+                             f"every position (scale < 1)")
+        if len({t.name for t in self.tiers}) != len(self.tiers):
+            raise ValueError("tier names must be distinct")
+        return self
+
+
+class KillSwitchParams(_Section):
+    max_daily_loss: Annotated[float, Field(gt=0, le=HARD_MAX_DAILY_LOSS)]
+    max_drawdown: Annotated[float, Field(gt=0, le=HARD_MAX_DRAWDOWN)]
+    max_slippage_ratio: Annotated[float, Field(ge=1, le=HARD_MAX_SLIPPAGE_RATIO)]
+    velocity: DrawdownVelocityParams
+
+
+class RiskReportParams(_Section):
+    confidence: Annotated[float, Field(ge=0.9, le=0.999)]
+    history_sessions: Annotated[int, Field(ge=20, le=2520)]
+    monte_carlo_draws: Annotated[int, Field(ge=1000, le=1_000_000)]
+    seed: Annotated[int, Field(ge=0)]
+    top_names: Annotated[int, Field(ge=1, le=100)]
+
+
 class RiskParams(_Section):
     max_gross_exposure: Annotated[float, Field(gt=0, le=HARD_MAX_GROSS)]
     max_net_exposure: Annotated[float, Field(ge=0, le=HARD_MAX_NET)]
     max_position_weight: Annotated[float, Field(gt=0, le=HARD_MAX_POSITION_WEIGHT)]
-    max_order_notional: PositiveFloat
-    price_band: Annotated[float, Field(gt=0, le=0.5)]
+    max_sector_exposure: Annotated[float, Field(gt=0, le=HARD_MAX_SECTOR_EXPOSURE)]
+    max_beta_exposure: Annotated[float, Field(ge=0, le=HARD_MAX_BETA_EXPOSURE)]
+    max_order_notional: Annotated[float, Field(gt=0, le=HARD_MAX_ORDER_NOTIONAL)]
+    min_order_notional: Annotated[float, Field(ge=0, le=HARD_MAX_ORDER_NOTIONAL)]
+    price_band: Annotated[float, Field(gt=0, le=HARD_MAX_PRICE_BAND)]
+    fat_finger_multiple: Annotated[float, Field(gt=1, le=HARD_MAX_FAT_FINGER_MULTIPLE)]
+    fat_finger_adv: Annotated[float, Field(gt=0, le=HARD_MAX_FAT_FINGER_ADV)]
+    max_participation: Annotated[float, Field(gt=0, le=HARD_MAX_PARTICIPATION)]
+    max_orders_per_day: Annotated[int, Field(ge=1, le=HARD_MAX_ORDERS_PER_DAY)]
+    kill_switches: KillSwitchParams
+    report: RiskReportParams
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RiskParams:
+        if self.min_order_notional >= self.max_order_notional:
+            raise ValueError(f"min_order_notional ({self.min_order_notional}) must be below "
+                             f"max_order_notional ({self.max_order_notional})")
+        if self.fat_finger_adv <= self.max_participation:
+            raise ValueError(f"fat_finger_adv ({self.fat_finger_adv}) must exceed "
+                             f"max_participation ({self.max_participation}): a fat finger is "
+                             f"an order far beyond what participation allows")
+        return self
 
 
 class BrokerParams(_Section):
@@ -300,6 +377,35 @@ class StorageParams(_Section):
     mlflow_tracking_uri: str | None
 
 
+def _book_breaches(p: Params) -> list[str]:
+    """Ways the book these params build could breach a risk limit (the risk engine would then
+    refuse a freshly built book): each a sentence naming both keys."""
+    book, risk = p.portfolio, p.risk
+    out = []
+    if book.method == "long_only_top_k" and book.gross_exposure > risk.max_net_exposure:
+        out.append(f"portfolio.method long_only_top_k holds net = gross_exposure "
+                   f"({book.gross_exposure}), above risk.max_net_exposure "
+                   f"({risk.max_net_exposure})")
+    if book.beta_neutral and book.max_beta_exposure > risk.max_beta_exposure:
+        out.append(f"portfolio.max_beta_exposure ({book.max_beta_exposure}) exceeds "
+                   f"risk.max_beta_exposure ({risk.max_beta_exposure})")
+    if book.sector_neutral and book.max_sector_net > risk.max_sector_exposure:
+        out.append(f"portfolio.max_sector_net ({book.max_sector_net}) exceeds "
+                   f"risk.max_sector_exposure ({risk.max_sector_exposure})")
+    if book.rebalance.min_trade_notional < risk.min_order_notional:
+        out.append(f"portfolio.rebalance.min_trade_notional ({book.rebalance.min_trade_notional})"
+                   f" is below risk.min_order_notional ({risk.min_order_notional})")
+    first_order = p.broker.initial_cash * book.max_position_weight
+    if first_order > risk.max_order_notional:
+        out.append(f"a first position of broker.initial_cash × portfolio.max_position_weight "
+                   f"({first_order:,.0f}) exceeds risk.max_order_notional "
+                   f"({risk.max_order_notional:,.0f})")
+    if p.data.source == "synthetic" and p.data.synthetic.n_symbols > risk.max_orders_per_day:
+        out.append(f"data.synthetic.n_symbols ({p.data.synthetic.n_symbols}) could all trade "
+                   f"in one day, above risk.max_orders_per_day ({risk.max_orders_per_day})")
+    return out
+
+
 class Params(_Section):
     data: DataParams
     validation: ValidationParams
@@ -329,6 +435,8 @@ class Params(_Section):
                 f"portfolio.max_position_weight ({self.portfolio.max_position_weight}) exceeds "
                 f"risk.max_position_weight ({self.risk.max_position_weight})"
             )
+        for problem in _book_breaches(self):
+            raise ValueError(problem)
         return self
 
     def with_overrides(self, overrides: dict[str, object]) -> Params:

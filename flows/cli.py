@@ -41,6 +41,9 @@ app.add_typer(model_app, name="model")
 db_app = typer.Typer(help="The ledger's database schema (Alembic migrations).",
                      no_args_is_help=True)
 app.add_typer(db_app, name="db")
+risk_app = typer.Typer(help="The trading state (ACTIVE, REDUCING, HALTED) and kill switches.",
+                       no_args_is_help=True)
+app.add_typer(risk_app, name="risk")
 
 RootOpt = Annotated[Path | None, typer.Option("--root", help="project folder (default: "
                                               "$ALPHALINE_HOME or the current folder)")]
@@ -271,30 +274,92 @@ def serve(root: RootOpt = None) -> None:
     serve_all(_project(root))
 
 
-@app.command()
-@command
-def halt(reason: Annotated[str, typer.Option(help="why trading stops")], root: RootOpt = None
-         ) -> None:
-    """Kill switch: the risk engine rejects every new order until `alphaline resume`."""
+ReasonOpt = Annotated[str, typer.Option("--reason", help="why (kept in the state's history)")]
+
+
+def _set_state(root: Path | None, state: str, reason: str) -> None:
+    """Record ``state`` by the OS user; HALTED also cancels every working order."""
+    from alphaline.trading.kill_switches import cancel_working
     from alphaline.trading.ledger import Ledger, upgrade
+    from alphaline.trading.states import HALTED
 
     url = _project(root).ledger_url
     upgrade(url)
-    Ledger(url).set_trading_state("HALTED", reason)
-    console.print("trading HALTED")
+    ledger = Ledger(url)
+    event = ledger.set_trading_state(state, reason)
+    console.print(f"trading {state} — {reason} ({event.actor})")
+    if state == HALTED:
+        cancelled = cancel_working(ledger, f"trading HALTED by {event.actor}: {reason}")
+        console.print(f"{len(cancelled)} working orders cancelled")
+
+
+@risk_app.command("status")
+@command
+def risk_status(root: RootOpt = None,
+                history: Annotated[int, typer.Option(help="state changes to show")] = 10
+                ) -> None:
+    """The trading state, why and since when, its recent history and kill-switch headroom."""
+    from alphaline.trading.kill_switches import headroom
+    from alphaline.trading.ledger import Ledger, upgrade
+
+    project = _project(root)
+    upgrade(project.ledger_url)
+    ledger = Ledger(project.ledger_url)
+    now = ledger.trading_state_event()
+    if now is None:
+        print("state    ACTIVE (no state change recorded)")
+    else:
+        print(f"state    {now.state}\nreason   {now.reason}\nby       {now.actor}\n"
+              f"since    {now.at:%Y-%m-%d %H:%M:%S} UTC")
+    events = ledger.risk_events(limit=history)
+    if events:
+        table = Table("at (UTC)", "day", "state", "by", "reason", title="history")
+        for e in events:
+            table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", str(e.day or ""), e.state, e.actor,
+                          e.reason)
+        Console().print(table)
+    nav = ledger.nav_history()
+    if len(nav):
+        table = Table("kill switch", "value", "fires at", "headroom", title="headroom")
+        for h in headroom(nav, project.params.risk.kill_switches):
+            table.add_row(h["rule"], f"{h['value']:.2%}", f"{h['limit']:.2%}",
+                          f"{h['headroom']:+.2%}")
+        Console().print(table)
+
+
+@risk_app.command("halt")
+@command
+def risk_halt(reason: ReasonOpt, root: RootOpt = None) -> None:
+    """HALTED: every new order is refused and working orders are cancelled."""
+    _set_state(root, "HALTED", reason)
+
+
+@risk_app.command("reduce")
+@command
+def risk_reduce(reason: ReasonOpt, root: RootOpt = None) -> None:
+    """REDUCING: only orders that shrink a position pass."""
+    _set_state(root, "REDUCING", reason)
+
+
+@risk_app.command("resume")
+@command
+def risk_resume(reason: ReasonOpt, root: RootOpt = None) -> None:
+    """ACTIVE: trade normally again."""
+    _set_state(root, "ACTIVE", reason)
 
 
 @app.command()
 @command
-def resume(reason: Annotated[str, typer.Option()] = "manual resume", root: RootOpt = None
-           ) -> None:
-    """Lift the kill switch."""
-    from alphaline.trading.ledger import Ledger, upgrade
+def halt(reason: ReasonOpt, root: RootOpt = None) -> None:
+    """Same as `alphaline risk halt`."""
+    _set_state(root, "HALTED", reason)
 
-    url = _project(root).ledger_url
-    upgrade(url)
-    Ledger(url).set_trading_state("ACTIVE", reason)
-    console.print("trading ACTIVE")
+
+@app.command()
+@command
+def resume(reason: ReasonOpt, root: RootOpt = None) -> None:
+    """Same as `alphaline risk resume`."""
+    _set_state(root, "ACTIVE", reason)
 
 
 @app.command()

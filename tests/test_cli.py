@@ -12,7 +12,7 @@ runner = CliRunner()
 def test_help_lists_every_step_and_flow():
     out = runner.invoke(app, ["--help"]).output
     for name in ("ingest", "validate", "featurize", "train", "evaluate", "retrain", "trade",
-                 "drift", "serve", "deploy", "demo", "halt", "resume", "model"):
+                 "drift", "serve", "deploy", "demo", "halt", "resume", "risk", "model"):
         assert name in out
 
 
@@ -73,5 +73,6 @@ def test_halt_and_resume_switch_the_ledger(project):
     assert runner.invoke(app, ["halt", "--reason", "test", "--root", str(project.root)]
                          ).exit_code == 0
     assert Ledger(project.ledger_url).trading_state() == "HALTED"
-    assert runner.invoke(app, ["resume", "--root", str(project.root)]).exit_code == 0
+    assert runner.invoke(app, ["resume", "--reason", "test over", "--root", str(project.root)]
+                         ).exit_code == 0
     assert Ledger(project.ledger_url).trading_state() == "ACTIVE"

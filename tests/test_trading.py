@@ -50,34 +50,7 @@ def order(symbol="A", side="BUY", qty=100.0, price=10.0):
                        "rebalance")
 
 
-def check(orders, holdings=None, nav=1_000_000.0, closes=None, known=(), state="ACTIVE"):
-    return check_orders(orders, holdings=holdings or {}, nav=nav,
-                        last_close=closes or {"A": 10.0, "B": 10.0}, limits=PARAMS.risk,
-                        known_ids=set(known), trading_state=state)
-
-
-@pytest.mark.parametrize(("orders", "kwargs", "reason"), [
-    ([order(qty=9_000)], {}, "position weight"),  # 9 % > 8 %
-    ([order(qty=30_000, price=10.0)], {"nav": 1e7}, "notional"),
-    ([order(price=13.0)], {}, "outside ±15%"),
-    ([order()], {"known": [order().client_order_id]}, "duplicate"),
-    ([order(), order()], {}, "duplicate"),
-    ([order()], {"state": "HALTED"}, "trading is HALTED"),
-    ([order(qty=7_000), order("B", qty=7_000)], {}, "net exposure +0.140"),
-])
-def test_risk_engine_rejections(orders, kwargs, reason):
-    verdict = check(orders, **kwargs)
-    assert not verdict.approved or len(verdict.approved) < len(orders)
-    reasons = [why for _, why in verdict.rejected]
-    assert any(reason in why for why in reasons), reasons
-
-
-def test_gross_limit_rejects_the_whole_batch():
-    symbols = {f"S{i}": 10.0 for i in range(40)}
-    orders = [order(s, "BUY" if i % 2 else "SELL", 5_000.0) for i, s in enumerate(symbols)]
-    verdict = check(orders, closes=symbols)
-    assert not verdict.approved
-    assert all("gross exposure 2.00 > limit 1.50" in why for _, why in verdict.rejected)
+# every pre-trade check has its own test in tests/test_risk.py
 
 
 def test_only_the_risk_engine_can_approve():

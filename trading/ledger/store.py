@@ -4,6 +4,7 @@ day adds nothing that is already there."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from collections.abc import Iterable
 from functools import lru_cache
@@ -23,21 +24,19 @@ import alphaline.trading.orders as order_life
 from alphaline.errors import IllegalTransition, MissingPrerequisite
 from alphaline.trading.ledger.models import (
     CashMovement,
-    Control,
     DailyNav,
     Fill,
     Order,
     OrderEvent,
     Position,
+    RiskEvent,
     Signal,
 )
 from alphaline.trading.portfolio import OrderIntent
 from alphaline.trading.risk_engine import Approved
+from alphaline.trading.states import ACTIVE, TRADING_STATES
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
-
-ACTIVE, HALTED = "ACTIVE", "HALTED"
-
 
 def _alembic_config() -> Config:
     cfg = Config(str(_ALEMBIC_INI))
@@ -148,17 +147,40 @@ class Ledger:
                 q_fills = q_fills.where(Fill.day <= through)
             return float(s.scalar(q_cash)) + float(s.scalar(q_fills))
 
-    # controls
+    # trading state: the newest risk event is the current state (none yet: ACTIVE)
     def trading_state(self) -> str:
-        with self.session() as s:
-            row = s.get(Control, "trading_state")
-            return row.value if row else ACTIVE
+        event = self.trading_state_event()
+        return event.state if event else ACTIVE
 
-    def set_trading_state(self, state: str, reason: str) -> None:
-        if state not in (ACTIVE, HALTED):
-            raise ValueError(f"trading state must be {ACTIVE} or {HALTED}, not {state!r}")
+    def trading_state_event(self) -> RiskEvent | None:
+        """The newest risk event: the current state, since when, why and by whom."""
+        with self.session() as s:
+            return s.scalars(select(RiskEvent).order_by(RiskEvent.id.desc()).limit(1)).first()
+
+    def set_trading_state(self, state: str, reason: str, *, actor: str | None = None,
+                          day: dt.date | None = None) -> RiskEvent:
+        """Record a state change (or a rule's verdict on ``day``) as a new risk event.
+
+        ``actor``: the person (default: the OS user) or the rule that decided it.
+        """
+        if state not in TRADING_STATES:
+            raise ValueError(f"trading state must be one of {', '.join(TRADING_STATES)}, "
+                             f"not {state!r}")
+        if not reason.strip():
+            raise ValueError("a trading state change needs a reason")
+        event = RiskEvent(state=state, reason=reason, actor=actor or getpass.getuser(), day=day)
         with self.session() as s, s.begin():
-            s.merge(Control(key="trading_state", value=state, reason=reason))
+            s.add(event)
+        return event
+
+    def risk_events(self, *, day: dt.date | None = None, limit: int | None = None
+                    ) -> list[RiskEvent]:
+        """Risk events, newest first; ``day``: only those a rule recorded for that day."""
+        with self.session() as s:
+            q = select(RiskEvent).order_by(RiskEvent.id.desc())
+            if day is not None:
+                q = q.where(RiskEvent.day == day)
+            return list(s.scalars(q.limit(limit)))
 
     # signals
     def record_signals(self, day: dt.date, scores: pd.DataFrame, model_name: str,
