@@ -14,9 +14,18 @@ from typing import Annotated, Literal
 
 import annotated_types as at
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from alphaline.errors import ConfigError
+from alphaline.secrets import mask_secrets, refuse_secret
 
 # Hard ceilings on risk limits: a configuration mistake cannot lift them. Every limit in
 # ``risk:`` is bounded by one of these.
@@ -77,7 +86,13 @@ class DataParams(_Section):
 
 class ValidationParams(_Section):
     max_abs_daily_return: Annotated[float, Field(gt=0, le=5)]
+    # A move beyond the limit that the next close undoes to within this of the close before
+    # it is a bad tick; one that persists is real (a warning) unless it looks like a split.
+    revert_tolerance: Annotated[float, Field(gt=0, le=0.5)]
+    split_factors: Annotated[list[Annotated[float, Field(gt=1, le=100)]], Field(min_length=1)]
+    split_tolerance: Annotated[float, Field(gt=0, le=0.1)]
     max_staleness_days: Annotated[int, Field(ge=0, le=30)]
+    on_symbol_failure: Literal["quarantine_symbol", "stop_batch"]
 
 
 class CrossSectionParams(_Section):
@@ -372,9 +387,60 @@ class ScheduleParams(_Section):
     retrain_rrule: str
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class StorageParams(_Section):
+    """Where the ledger and MLflow live. params.yaml is tracked and printed, so a URL with a
+    password is refused here: name the environment variable that holds it (``*_env``)."""
+
     ledger_url: str | None
+    ledger_url_env: EnvName | None
     mlflow_tracking_uri: str | None
+    mlflow_tracking_uri_env: EnvName | None
+
+    @field_validator("ledger_url", "mlflow_tracking_uri")
+    @classmethod
+    def _no_password(cls, url: str | None, info: ValidationInfo) -> str | None:
+        refuse_secret(f"storage.{info.field_name}", url)
+        return url
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StorageParams:
+        for key in ("ledger_url", "mlflow_tracking_uri"):
+            if getattr(self, key) is not None and getattr(self, f"{key}_env") is not None:
+                raise ValueError(f"storage.{key} and storage.{key}_env are both set: "
+                                 "keep one (the variable holds the URL)")
+        return self
+
+
+def _book_breaches(p: Params) -> list[str]:
+    """Ways the book these params build could breach a risk limit (the risk engine would then
+    refuse a freshly built book): each a sentence naming both keys."""
+    book, risk = p.portfolio, p.risk
+    out = []
+    if book.method == "long_only_top_k" and book.gross_exposure > risk.max_net_exposure:
+        out.append(f"portfolio.method long_only_top_k holds net = gross_exposure "
+                   f"({book.gross_exposure}), above risk.max_net_exposure "
+                   f"({risk.max_net_exposure})")
+    if book.beta_neutral and book.max_beta_exposure > risk.max_beta_exposure:
+        out.append(f"portfolio.max_beta_exposure ({book.max_beta_exposure}) exceeds "
+                   f"risk.max_beta_exposure ({risk.max_beta_exposure})")
+    if book.sector_neutral and book.max_sector_net > risk.max_sector_exposure:
+        out.append(f"portfolio.max_sector_net ({book.max_sector_net}) exceeds "
+                   f"risk.max_sector_exposure ({risk.max_sector_exposure})")
+    if book.rebalance.min_trade_notional < risk.min_order_notional:
+        out.append(f"portfolio.rebalance.min_trade_notional ({book.rebalance.min_trade_notional})"
+                   f" is below risk.min_order_notional ({risk.min_order_notional})")
+    first_order = p.broker.initial_cash * book.max_position_weight
+    if first_order > risk.max_order_notional:
+        out.append(f"a first position of broker.initial_cash × portfolio.max_position_weight "
+                   f"({first_order:,.0f}) exceeds risk.max_order_notional "
+                   f"({risk.max_order_notional:,.0f})")
+    if p.data.source == "synthetic" and p.data.synthetic.n_symbols > risk.max_orders_per_day:
+        out.append(f"data.synthetic.n_symbols ({p.data.synthetic.n_symbols}) could all trade "
+                   f"in one day, above risk.max_orders_per_day ({risk.max_orders_per_day})")
+    return out
 
 
 def _book_breaches(p: Params) -> list[str]:
@@ -487,7 +553,8 @@ def _describe(exc: ValidationError, source: str) -> str:
             lines.append(f"  {key}: unknown key")
             continue
         allowed = _allowed(Params, loc)
-        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+        # An input may hold a URL with a password: the message is printed, so mask it.
+        got = "" if err["type"] == "missing" else f" (got {mask_secrets(err.get('input'))!r})"
         hint = f"; allowed: {allowed}" if allowed else ""
         lines.append(f"  {key}: {err['msg']}{got}{hint}")
     return "\n".join(lines)
