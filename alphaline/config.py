@@ -443,35 +443,6 @@ def _book_breaches(p: Params) -> list[str]:
     return out
 
 
-def _book_breaches(p: Params) -> list[str]:
-    """Ways the book these params build could breach a risk limit (the risk engine would then
-    refuse a freshly built book): each a sentence naming both keys."""
-    book, risk = p.portfolio, p.risk
-    out = []
-    if book.method == "long_only_top_k" and book.gross_exposure > risk.max_net_exposure:
-        out.append(f"portfolio.method long_only_top_k holds net = gross_exposure "
-                   f"({book.gross_exposure}), above risk.max_net_exposure "
-                   f"({risk.max_net_exposure})")
-    if book.beta_neutral and book.max_beta_exposure > risk.max_beta_exposure:
-        out.append(f"portfolio.max_beta_exposure ({book.max_beta_exposure}) exceeds "
-                   f"risk.max_beta_exposure ({risk.max_beta_exposure})")
-    if book.sector_neutral and book.max_sector_net > risk.max_sector_exposure:
-        out.append(f"portfolio.max_sector_net ({book.max_sector_net}) exceeds "
-                   f"risk.max_sector_exposure ({risk.max_sector_exposure})")
-    if book.rebalance.min_trade_notional < risk.min_order_notional:
-        out.append(f"portfolio.rebalance.min_trade_notional ({book.rebalance.min_trade_notional})"
-                   f" is below risk.min_order_notional ({risk.min_order_notional})")
-    first_order = p.broker.initial_cash * book.max_position_weight
-    if first_order > risk.max_order_notional:
-        out.append(f"a first position of broker.initial_cash × portfolio.max_position_weight "
-                   f"({first_order:,.0f}) exceeds risk.max_order_notional "
-                   f"({risk.max_order_notional:,.0f})")
-    if p.data.source == "synthetic" and p.data.synthetic.n_symbols > risk.max_orders_per_day:
-        out.append(f"data.synthetic.n_symbols ({p.data.synthetic.n_symbols}) could all trade "
-                   f"in one day, above risk.max_orders_per_day ({risk.max_orders_per_day})")
-    return out
-
-
 class Params(_Section):
     data: DataParams
     validation: ValidationParams

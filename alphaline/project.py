@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alphaline.config import Params, load_params
+from alphaline.secrets import url_from
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,11 @@ class Project:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        default = f"sqlite:///{self.state_dir / 'mlflow.db'}"
-        return self.params.storage.mlflow_tracking_uri or default
+        """From ``storage.mlflow_tracking_uri_env``'s variable, the params, or state/mlflow.db;
+        it may hold a password: print it through ``alphaline.secrets.mask_url``."""
+        s = self.params.storage
+        return url_from("storage.mlflow_tracking_uri", s.mlflow_tracking_uri,
+                        s.mlflow_tracking_uri_env, f"sqlite:///{self.state_dir / 'mlflow.db'}")
 
     @property
     def mlflow_artifacts(self) -> Path:
@@ -75,7 +79,30 @@ class Project:
 
     @property
     def ledger_url(self) -> str:
-        return self.params.storage.ledger_url or f"sqlite:///{self.state_dir / 'ledger.db'}"
+        """From ``storage.ledger_url_env``'s variable, the params, or state/ledger.db; it may
+        hold a password: print it through ``alphaline.secrets.mask_url``."""
+        s = self.params.storage
+        return url_from("storage.ledger_url", s.ledger_url, s.ledger_url_env,
+                        f"sqlite:///{self.state_dir / 'ledger.db'}")
+
+    # live state the daily flow appends to: outside DVC, so no checkout or repro rewinds it
+    @property
+    def live_dir(self) -> Path:
+        return self.state_dir / "live"
+
+    @property
+    def live_bars(self) -> Path:
+        """Every validated bar the daily flow has used: research history plus each day."""
+        return self.live_dir / "bars.parquet"
+
+    @property
+    def live_feature_table(self) -> Path:
+        return self.live_dir / "features.parquet"
+
+    @property
+    def live_feast_dir(self) -> Path:
+        """The Feast repo the daily flow serves from (its registry points at the live table)."""
+        return self.live_dir / "feast"
 
     @property
     def reports_dir(self) -> Path:

@@ -135,6 +135,32 @@ def feature_names(sets: Iterable[str] = DEFAULT_SETS) -> list[str]:
     return [f.name for f in FEATURES if f.feature_set in chosen]
 
 
+def missing_inputs(names: Iterable[str], available: Iterable[str]) -> dict[str, list[str]]:
+    """Each feature in ``names`` whose inputs are not all ``available``, with those it lacks."""
+    have = set(available)
+    return {d.name: [c for c in d.inputs if c not in have] for d in get(list(names))
+            if not set(d.inputs) <= have}
+
+
+def check_inputs(names: Iterable[str], available: Iterable[str], where: str) -> None:
+    """Refuse at start (ConfigError) selected features whose inputs the data lack, listing
+    them: a feature of a column that is not there would be all-NaN, not an error."""
+    lacking = missing_inputs(names, available)
+    if not lacking:
+        return
+    by_column: dict[str, list[str]] = {}
+    for name, cols in lacking.items():
+        for col in cols:
+            by_column.setdefault(col, []).append(name)
+    lines = [f"  {col}: needed by {', '.join(feats)}" for col, feats in sorted(by_column.items())]
+    raise ConfigError(
+        f"features.sets selects {len(lacking)} feature(s) whose inputs the data from {where} "
+        f"lack (the data carry: {', '.join(sorted(set(available))) or 'nothing'}):\n"
+        + "\n".join(lines)
+        + "\nchoose sets whose features the data can feed (`alphaline features` lists each "
+        "feature's inputs) or add the missing columns")
+
+
 def get(names: list[str] | None = None) -> list[FeatureDef]:
     if names is None:
         return [BY_NAME[n] for n in feature_names()]

@@ -13,15 +13,17 @@ from alphaline.config import FeatureParams
 from alphaline.features import cross_section
 from alphaline.features import store as feast_store
 from alphaline.features.compute import (
+    FIELDS,
     KEYS,
     adjust_prices,
     compute_features,
     compute_labels,
     to_panel,
 )
-from alphaline.features.definitions import feature_names, get
+from alphaline.features.definitions import check_inputs, feature_names, get
 from alphaline.features.risk import benchmark_returns
 from alphaline.io import write_parquet
+from alphaline.pipelines.sources import provided_fields
 from alphaline.project import Project
 
 ChunkFn = Callable[[pd.DataFrame], pd.DataFrame]
@@ -45,6 +47,13 @@ def market_returns(bars: pd.DataFrame, symbol: str | None) -> pd.Series:
     return benchmark_returns(np.log(close / close.shift(1)), symbol)
 
 
+def with_all_fields(bars: pd.DataFrame) -> pd.DataFrame:
+    """Absent OHLCV fields (close-only data) as NaN columns, so the panel has its shape; no
+    selected feature reads them (``check_inputs`` refused those first)."""
+    absent = [c for c in FIELDS if c not in bars.columns]
+    return bars.assign(**{c: np.nan for c in absent}) if absent else bars
+
+
 @dataclass
 class FeatureTables:
     features: pd.DataFrame
@@ -59,6 +68,8 @@ def build(bars: pd.DataFrame, params: FeatureParams, mapper: Mapper = serial,
     by default, or on a Dask cluster (``flows.parallel``); the result is the same.
     """
     names = feature_names(params.sets)
+    check_inputs(names, provided_fields(bars), "the validated bars")
+    bars = with_all_fields(bars)
     options = {"risk": {"garch_refit_every": params.garch_refit_every}}
     if "risk" in params.sets:
         options["risk"]["benchmark"] = market_returns(bars, params.benchmark)
@@ -75,7 +86,7 @@ def build(bars: pd.DataFrame, params: FeatureParams, mapper: Mapper = serial,
 
 
 def write(project: Project, tables: FeatureTables) -> None:
-    """Write both tables atomically and register the Feast definitions over them."""
+    """Write both research tables atomically and register the Feast definitions over them."""
     cal = project.params.data.calendar
     write_parquet(feast_store.to_feast_table(tables.features, cal), project.feature_table)
     write_parquet(tables.labels, project.label_table)
@@ -83,5 +94,20 @@ def write(project: Project, tables: FeatureTables) -> None:
 
 
 def open_feature_store(project: Project):
+    """Research's Feast repo over data/features (training sets, the gate)."""
     return feast_store.open_store(project.feast_dir, project.feature_table,
+                                  feature_names(project.params.features.sets))
+
+
+def write_live(project: Project, tables: FeatureTables):
+    """The daily flow's features → the live table (state/live), and its Feast store over it:
+    a DVC checkout of data/features can neither rewind nor be overwritten by trading."""
+    cal = project.params.data.calendar
+    write_parquet(feast_store.to_feast_table(tables.features, cal), project.live_feature_table)
+    return open_live_store(project)
+
+
+def open_live_store(project: Project):
+    """The Feast repo the daily flow materializes and serves from (state/live/feast)."""
+    return feast_store.open_store(project.live_feast_dir, project.live_feature_table,
                                   feature_names(project.params.features.sets))

@@ -18,6 +18,18 @@ from alphaline.pipelines.synthetic import generate_market
 
 BAR_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "volume"]
 OPTIONAL_COLUMNS = ["adj_factor", "dividend", "split_ratio"]
+# Close-only data (date and close, as many users have) is a valid batch: these may be absent.
+# They are never invented from the close (a high equal to the close would feed range
+# features a fake zero range); features that need them are refused at start instead
+# (``features.definitions.check_inputs``).
+REQUIRED_COLUMNS = ["symbol", "date", "close"]
+OPTIONAL_FIELDS = ["open", "high", "low", "volume"]
+NUMERIC_COLUMNS = ["open", "high", "low", "close", "volume", *OPTIONAL_COLUMNS]
+READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}  # suffix, any case
+# ISO 8601 calendar dates (a time and offset may follow); anything else, such as the
+# ambiguous 03/04/2022, is refused rather than guessed.
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}(?:[T ]\S.*)?$"
+MAX_EXACT_INT = 2**53  # integers beyond this do not survive the float64 contract
 
 
 class BarSource(Protocol):
@@ -26,10 +38,90 @@ class BarSource(Protocol):
     def load(self, start: dt.date, end: dt.date) -> pd.DataFrame: ...
 
 
+def provided_fields(bars: pd.DataFrame) -> list[str]:
+    """The OHLCV fields the data carries: present with at least one value (an all-empty
+    column is one the data does not have, e.g. close-only history merged with full bars)."""
+    return [c for c in ("open", "high", "low", "close", "volume")
+            if c in bars.columns and bars[c].notna().any()]
+
+
+def placeholder(symbol: str | None, origin: str) -> pd.DataFrame:
+    """The one row an empty file becomes (symbol and origin, no date or values), so that
+    validation names it instead of the symbol silently leaving the universe."""
+    return pd.DataFrame({"symbol": [symbol], "date": [pd.NaT], "close": [np.nan],
+                         "origin": [origin]})
+
+
+def is_placeholder(bars: pd.DataFrame) -> pd.Series:
+    values = [c for c in ("open", "high", "low", "close", "volume") if c in bars.columns]
+    return pd.to_datetime(bars["date"], errors="coerce").isna() & bars[values].isna().all(axis=1)
+
+
+def _first_rows(mask: pd.Series, values: pd.Series, line) -> str:
+    bad = values[mask]
+    shown = ", ".join(f"{line(i)} ({v!r})" for i, v in bad.head(5).items())
+    return shown + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+
+
+def iso_dates(values: pd.Series, where: str, line=lambda i: f"row {i + 1}") -> pd.Series:
+    """Session dates from ISO 8601 values (the local date as written; a time is ignored).
+
+    Refuses, naming ``where`` and the first offending rows, anything that is not ISO:
+    day-first or month-first dates are ambiguous and are never guessed.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.to_datetime(values)
+        if stamps.dt.tz is not None:
+            stamps = stamps.dt.tz_localize(None)
+        return stamps.dt.normalize().astype("datetime64[ns]")
+    text = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else v)
+    present = text.notna() & (text.astype(str).str.strip() != "")
+    as_text = text.astype(str).str.strip()
+    shaped = as_text.str.match(ISO_DATE)
+    parsed = pd.to_datetime(as_text.str[:10].where(shaped), format="%Y-%m-%d", errors="coerce")
+    bad = present & parsed.isna()
+    if bad.any():
+        raise SourceError(
+            f"{where}: column date: {int(bad.sum())} value(s) are not ISO dates (YYYY-MM-DD, "
+            f"optionally with a time): {_first_rows(bad, text, line)}; day-first or "
+            "month-first dates are ambiguous and are not guessed")
+    return parsed.astype("datetime64[ns]")
+
+
+def numeric(frame: pd.DataFrame, where: str, line=lambda i: f"row {i + 1}") -> pd.DataFrame:
+    """Price and volume columns as float64 when that loses nothing (integer volumes are
+    what most vendors write); a value that is not a number is refused, naming the column,
+    ``where`` and the first offending rows."""
+    out = frame.copy()
+    for col in [c for c in NUMERIC_COLUMNS if c in out.columns]:
+        values = out[col]
+        if pd.api.types.is_bool_dtype(values):
+            raise SourceError(f"{where}: column {col}: booleans, not numbers")
+        if pd.api.types.is_numeric_dtype(values):
+            converted = values.astype("float64")
+            if pd.api.types.is_integer_dtype(values):
+                big = values.abs() > MAX_EXACT_INT
+                if big.any():
+                    raise SourceError(f"{where}: column {col}: integers beyond 2**53 lose "
+                                      f"digits as float64: {_first_rows(big, values, line)}")
+        else:
+            blank = values.isna() | (values.astype(str).str.strip() == "")
+            converted = pd.to_numeric(values.where(~blank), errors="coerce").astype("float64")
+            bad = ~blank & converted.isna()
+            if bad.any():
+                raise SourceError(f"{where}: column {col}: {int(bad.sum())} value(s) are not "
+                                  f"numbers: {_first_rows(bad, values, line)}")
+        out[col] = converted
+    return out
+
+
 def _finish(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
     frame = frame.copy()
     frame["date"] = pd.to_datetime(frame["date"]).dt.tz_localize(None).dt.normalize()
-    mask = (frame["date"] >= pd.Timestamp(start)) & (frame["date"] <= pd.Timestamp(end))
+    # Rows without a date are kept (empty-file placeholders, missing dates) for validation
+    # to name; they are never dropped silently.
+    mask = ((frame["date"] >= pd.Timestamp(start)) & (frame["date"] <= pd.Timestamp(end))) \
+        | frame["date"].isna()
     keep = [c for c in [*BAR_COLUMNS, *OPTIONAL_COLUMNS, "origin"] if c in frame.columns]
     return frame.loc[mask, keep].sort_values(["symbol", "date"], ignore_index=True)
 
@@ -55,34 +147,57 @@ class SyntheticSource:
 
 
 class FilesSource:
-    """A folder of CSV or Parquet files: one per symbol (named after it) or long tables."""
+    """A folder of CSV or Parquet files (any case of suffix): one per symbol (named after
+    it) or long tables with a ``symbol`` column."""
 
     name = "files"
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def _read(self, file: Path) -> pd.DataFrame:
+    def _raw(self, file: Path) -> pd.DataFrame:
         try:
-            frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+            if READERS[file.suffix.lower()] == "parquet":
+                return pd.read_parquet(file)
+            # Dates as text: they are parsed strictly below, never guessed by pandas.
+            return pd.read_csv(file, dtype={"date": str, "Date": str, "DATE": str})
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
         except Exception as exc:  # pandas raises many types for unreadable files
             raise SourceError(f"{file}: cannot be read: {exc}") from exc
+
+    def _read(self, file: Path) -> pd.DataFrame:
+        frame = self._raw(file)
         frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
-        if "symbol" not in frame.columns:
+        per_symbol = "symbol" not in frame.columns
+        if frame.empty:
+            return placeholder(file.stem.upper() if per_symbol else None, str(file))
+        if per_symbol:
             frame["symbol"] = file.stem.upper()
-        missing = [c for c in BAR_COLUMNS if c not in frame.columns]
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
-            raise SourceError(f"{file}: missing required columns {missing}")
+            raise SourceError(f"{file}: missing required columns {missing} (needs date and "
+                              "close; open, high, low, volume when the features use them)")
+        csv = READERS[file.suffix.lower()] == "csv"
+        line = (lambda i: f"line {i + 2}") if csv else (lambda i: f"row {i + 1}")
+        frame["date"] = iso_dates(frame["date"], str(file), line)
+        frame = numeric(frame, str(file), line)
+        frame["symbol"] = frame["symbol"].astype(str).str.strip()
         frame["origin"] = str(file)
         return frame
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.path.iterdir()
+                      if p.is_file() and p.suffix.lower() in READERS)
 
     def load(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         if not self.path.is_dir():
             raise SourceError(f"{self.path}: data folder not found")
-        files = sorted(p for p in self.path.iterdir() if p.suffix in (".csv", ".parquet"))
+        files = self.files()
         if not files:
             raise SourceError(f"{self.path}: no .csv or .parquet files")
-        return _finish(pd.concat([self._read(f) for f in files], ignore_index=True), start, end)
+        frames = [self._read(f) for f in files]
+        return _finish(pd.concat(frames, ignore_index=True), start, end)
 
 
 class YahooChartSource:

@@ -10,7 +10,12 @@ from typing import ClassVar
 import pandas as pd
 import pytest
 
-from alphaline.pipelines.sources import FilesSource, SourceError, YahooChartSource
+from alphaline.pipelines.sources import (
+    FilesSource,
+    SourceError,
+    YahooChartSource,
+    is_placeholder,
+)
 
 FIXTURE = Path(__file__).parent / "data" / "yahoo_chart_aapl.json"
 
@@ -84,9 +89,53 @@ def test_files_source_reads_per_symbol_csv_and_long_parquet(tmp_path):
 
 
 def test_files_source_names_the_bad_file(tmp_path):
-    pd.DataFrame({"date": ["2023-01-03"], "close": [1.0]}).to_csv(tmp_path / "bad.csv",
-                                                                 index=False)
-    with pytest.raises(SourceError, match=r"bad\.csv: missing required columns"):
+    pd.DataFrame({"date": ["2023-01-03"], "open": [1.0]}).to_csv(tmp_path / "bad.csv",
+                                                                index=False)
+    with pytest.raises(SourceError, match=r"bad\.csv: missing required columns \['close'\]"):
         FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
     with pytest.raises(SourceError, match="data folder not found"):
         FilesSource(tmp_path / "nowhere").load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+
+
+VENDOR = "Date,Open,High,Low,Close,Volume\n2023-01-03,1.0,1.5,0.5,1.2,100\n" \
+         "2023-01-04,2.0,2.5,1.5,2.2,200\n"
+
+
+def test_integer_volumes_and_upper_case_suffixes_are_read(tmp_path):
+    (tmp_path / "abc.CSV").write_text(VENDOR)
+    pd.read_csv(tmp_path / "abc.CSV").assign(Symbol="XYZ").to_parquet(tmp_path / "x.Parquet")
+    bars = FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+    assert sorted(bars["symbol"].unique()) == ["ABC", "XYZ"]
+    assert bars["volume"].dtype == "float64" and bars["volume"].tolist() == [100, 200] * 2
+
+
+@pytest.mark.parametrize("day", ["03/01/2023", "01-03-2023", "3 Jan 2023", "20230103"])
+def test_ambiguous_dates_are_refused_with_file_and_line(tmp_path, day):
+    (tmp_path / "abc.csv").write_text(VENDOR.replace("2023-01-04", day))
+    with pytest.raises(SourceError) as err:
+        FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+    msg = str(err.value)
+    assert "abc.csv" in msg and "line 3" in msg and day in msg and "not ISO" in msg
+
+
+def test_iso_timestamps_give_the_date_as_written(tmp_path):
+    (tmp_path / "abc.csv").write_text(VENDOR.replace("2023-01-03", "2023-01-03T16:00:00-05:00")
+                                      .replace("2023-01-04", "2023-01-04 00:00:00+00:00"))
+    bars = FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+    assert bars["date"].dt.strftime("%Y-%m-%d").tolist() == ["2023-01-03", "2023-01-04"]
+
+
+def test_a_column_that_is_not_a_number_names_column_file_and_rows(tmp_path):
+    (tmp_path / "abc.csv").write_text(VENDOR.replace(",200", ",2OO"))
+    with pytest.raises(SourceError) as err:
+        FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+    assert "abc.csv: column volume" in str(err.value) and "line 3 ('2OO')" in str(err.value)
+
+
+def test_an_empty_file_stays_visible(tmp_path):
+    (tmp_path / "abc.csv").write_text(VENDOR)
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("date,open,high,low,close,volume\n")
+    bars = FilesSource(tmp_path).load(dt.date(2023, 1, 1), dt.date(2023, 1, 31))
+    marks = bars[is_placeholder(bars)]
+    assert sorted(marks["symbol"]) == ["EMPTY", "HEADER"]
