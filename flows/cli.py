@@ -30,6 +30,7 @@ from alphaline.errors import (
 )
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
+from alphaline.secrets import mask_url
 
 EXIT_ERROR, EXIT_CONFIG, EXIT_INVALID_DATA, EXIT_MISSING = 1, 2, 3, 4
 
@@ -140,7 +141,15 @@ def validate(root: RootOpt = None) -> None:
     project = _project(root)
     with console.status("validating with Great Expectations"):
         report = validate_history(project)
-    console.print(f"{report.rows:,} rows passed every rule → {project.validated_bars}")
+    console.print(f"{report.rows:,} rows checked; those that passed → {project.validated_bars}")
+    for line in report.warnings:
+        console.print(f"[yellow]warning[/yellow] {line}")
+    if report.quarantined:
+        console.print(f"[yellow]{len(report.quarantined)} symbol(s) quarantined[/yellow] in "
+                      f"{report.quarantine_dir} (validation.on_symbol_failure: "
+                      f"{project.params.validation.on_symbol_failure}):")
+        for symbol, reasons in report.quarantined.items():
+            console.print(f"  {symbol}: {reasons[0]}")
     if report.docs_url:
         console.print(f"Data Docs: {report.docs_url}")
 
@@ -392,8 +401,27 @@ def features(markdown: Annotated[bool, typer.Option(help="print a Markdown table
 @app.command()
 @command
 def params(root: RootOpt = None) -> None:
-    """Validate params.yaml and print it as loaded."""
-    print(json.dumps(_project(root).params.model_dump(mode="json"), indent=2))
+    """Validate params.yaml and print it as loaded, then the stores it resolves to."""
+    from alphaline.secrets import mask_secrets
+
+    project = _project(root)
+    print(json.dumps(mask_secrets(project.params.model_dump(mode="json")), indent=2))
+    for line in store_lines(project):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def store_lines(project: Project) -> list[str]:
+    """Where the ledger and MLflow are, passwords masked; an unset variable said as such."""
+    s = project.params.storage
+    out = []
+    for label, attr, env in (("ledger", "ledger_url", s.ledger_url_env),
+                             ("MLflow", "mlflow_tracking_uri", s.mlflow_tracking_uri_env)):
+        try:
+            url = mask_url(getattr(project, attr))
+        except ConfigError as exc:
+            url = f"unresolved: {exc}"
+        out.append(f"{label:<8} {url}" + (f"   (from ${env})" if env else ""))
+    return out
 
 
 @model_app.command("status")
@@ -441,9 +469,9 @@ def db_upgrade(root: RootOpt = None) -> None:
     url = _project(root).ledger_url
     before, after = upgrade(url)
     if before == after:
-        console.print(f"ledger schema at {after} (head): nothing to do — {url}")
+        console.print(f"ledger schema at {after} (head): nothing to do — {mask_url(url)}")
     else:
-        console.print(f"ledger schema {before or 'none'} → {after} — {url}")
+        console.print(f"ledger schema {before or 'none'} → {after} — {mask_url(url)}")
 
 
 @db_app.command("status")
@@ -455,7 +483,7 @@ def db_status(root: RootOpt = None) -> None:
     url = _project(root).ledger_url
     current, head = revisions(url)
     state = "up to date" if current == head else "not at head: run `alphaline db upgrade`"
-    print(f"ledger   {url}\ncurrent  {current or 'none'}\nhead     {head}\n{state}")
+    print(f"ledger   {mask_url(url)}\ncurrent  {current or 'none'}\nhead     {head}\n{state}")
 
 
 @app.command()
@@ -495,16 +523,22 @@ def demo(root: RootOpt = None) -> None:
     for stage, seconds in timings.items():
         stages.add_row(stage, f"{seconds:.1f}")
     console.print(stages)
-    console.print(
-        "\nWhere to look:\n"
-        f"  report        {days[-1]['report']}\n"
-        f"  MLflow        mlflow ui --backend-store-uri {project.mlflow_tracking_uri}\n"
-        "  Prefect       prefect server start   (then http://127.0.0.1:4200)\n"
-        f"  Data Docs     {project.gx_dir}/gx/uncommitted/data_docs/local_site/index.html\n"
-        f"  ledger        {project.ledger_url}\n"
-    )
+    console.print(where_to_look(project, days[-1]["report"]), highlight=False, soft_wrap=True)
     if not out["promoted"]:
         sys.exit(EXIT_ERROR)
+
+
+def where_to_look(project: Project, report: str) -> str:
+    """The demo's closing lines; every URL masked (a ledger URL may carry a password)."""
+    return (
+        "\nWhere to look:\n"
+        f"  report        {report}\n"
+        "  MLflow        mlflow ui --backend-store-uri "
+        f"{mask_url(project.mlflow_tracking_uri)}\n"
+        "  Prefect       prefect server start   (then http://127.0.0.1:4200)\n"
+        f"  Data Docs     {project.gx_dir}/gx/uncommitted/data_docs/local_site/index.html\n"
+        f"  ledger        {mask_url(project.ledger_url)}\n"
+    )
 
 
 def _print_metrics(title: str, metrics: dict) -> None:

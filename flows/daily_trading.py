@@ -29,7 +29,10 @@ def fetch_latest(project: Project, day: dt.date) -> pd.DataFrame:
 
 
 @task(cache_policy=NO_CACHE)  # a failed validation is final: retrying would not change the data
-def validate_and_store(project: Project, batch: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+def validate_and_store(project: Project, batch: pd.DataFrame, day: dt.date
+                       ) -> ingest.StoredBatch:
+    """The batch's passing part merged into the live store (state/live, never a DVC out);
+    symbols whose rows failed come back in ``quarantined`` (symbol → reasons)."""
     return ingest.store_batch(project, batch, day)
 
 
@@ -37,8 +40,7 @@ def validate_and_store(project: Project, batch: pd.DataFrame, day: dt.date) -> p
 def refresh_features(project: Project, bars: pd.DataFrame, day: dt.date):
     fp = project.params.features
     tables = featurize.build(bars, fp, parallel.mapper(fp.parallel), fp.parallel.chunks)
-    featurize.write(project, tables)
-    store = featurize.open_feature_store(project)
+    store = featurize.write_live(project, tables)  # the live table and its own Feast repo
     feast_store.materialize_day(store, pd.Timestamp(day), project.params.data.calendar)
     return store
 
@@ -94,7 +96,11 @@ def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
         logger.info("%s is not a %s session: nothing to do", day, p.data.calendar)
         return {"day": str(day), "skipped": "not an exchange session"}
 
-    bars = validate_and_store(project, fetch_latest(project, day), day)
+    stored = validate_and_store(project, fetch_latest(project, day), day)
+    # Quarantined symbols have no bar today in ``bars``: out of today's book, marks stale.
+    bars, quarantined = stored.bars, stored.quarantined
+    for symbol, reasons in quarantined.items():
+        logger.warning("%s: %s quarantined, out of today's book: %s", day, symbol, reasons[0])
     store = refresh_features(project, bars, day)
     snap = daily.market_snapshot(bars, day)
     scores, version = champion_scores(project, store, day, sorted(snap.close))

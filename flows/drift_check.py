@@ -28,9 +28,12 @@ def measure(project: Project, as_of: dt.date | None) -> dict:
     if version is None:
         raise MissingPrerequisite(f"no champion for {p.model.name!r}: run retrain first")
     reference = registry.run_artifact(p.model.name, version, "reference.json")
-    if not project.feature_table.is_file():
+    # Recent days live in the daily flow's own table (state/live); research's ends at data.end.
+    table_path = project.live_feature_table if project.live_feature_table.is_file() \
+        else project.feature_table
+    if not table_path.is_file():
         raise MissingPrerequisite(f"{project.feature_table} not found: run retrain first")
-    features = pd.read_parquet(project.feature_table)
+    features = pd.read_parquet(table_path)
     if as_of is not None:
         features = features[features["date"] <= pd.Timestamp(as_of)]
     recent_days = sorted(features["date"].unique())[-p.drift.lookback_days:]
