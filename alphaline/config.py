@@ -385,6 +385,16 @@ class ScheduleParams(_Section):
     daily_trading_cron: str
     drift_check_cron: str
     retrain_rrule: str
+    # The close's bars must be final before the day is traded: exchange close + this delay.
+    settle_delay_minutes: Annotated[int, Field(ge=0, le=720)]
+    # A crashed holder's lock lapses after this; a live holder renews it every third of it.
+    lock_timeout_minutes: Annotated[int, Field(ge=1, le=1440)]
+
+
+class TradingParams(_Section):
+    # Sessions a held name may go without a bar (marked stale at its last price) before it is
+    # reported as a suspected delisting.
+    delisting_after_sessions: Annotated[int, Field(ge=1, le=250)]
 
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -457,6 +467,7 @@ class Params(_Section):
     broker: BrokerParams
     drift: DriftParams
     schedule: ScheduleParams
+    trading: TradingParams
     storage: StorageParams
 
     @model_validator(mode="after")

@@ -34,6 +34,11 @@ class SourceError(AlphalineError):
     exit_code = 1
 
 
+class LockHeld(MissingPrerequisite):
+    """Another run (daily_trading, retrain or drift_check) holds the shared-state lock; the
+    message names it and how long it has held it."""
+
+
 class IllegalTransition(AlphalineError):
     """An order move its state machine forbids (or a fill the ledger refuses: for an order the
     risk engine did not approve, or beyond what remains); nothing was changed."""

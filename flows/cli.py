@@ -234,12 +234,15 @@ def retrain(root: RootOpt = None,
 
 @app.command()
 @command
-def trade(root: RootOpt = None, day: DayOpt = None) -> None:
-    """Run the daily trading flow for one exchange day (paper broker)."""
+def trade(root: RootOpt = None, day: DayOpt = None,
+          force: Annotated[bool, typer.Option(
+              "--force", help="run even before the session's close + settle delay")] = False
+          ) -> None:
+    """Run the daily trading flow for one exchange day (paper broker), after its close."""
     from alphaline.flows.daily_trading import daily_trading
 
     project = _project(root)
-    out = daily_trading(day=day.date() if day else None, root=str(project.root))
+    out = daily_trading(day=day.date() if day else None, root=str(project.root), force=force)
     if out.get("skipped"):
         console.print(f"{out['day']}: {out['skipped']}")
         return

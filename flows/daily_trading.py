@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from alphaline.calendar import is_session
+from alphaline.calendar import is_session, require_settled
 from alphaline.features import store as feast_store
 from alphaline.flows import parallel
 from alphaline.io import write_text
@@ -19,8 +19,10 @@ from alphaline.project import Project
 from alphaline.runtime import configure_environment
 from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
+from alphaline.trading.corporate_actions import actions_on
 from alphaline.trading.costs import CostModel
 from alphaline.trading.ledger import Ledger, upgrade
+from alphaline.trading.marks import last_closes, suspected_delistings
 
 
 @task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)
@@ -83,8 +85,11 @@ def exchange_today(tz: str) -> dt.date:
 
 
 @flow(name="daily_trading", log_prints=True)
-def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
-    """One exchange day, after its close. Safe to rerun: nothing is placed twice."""
+def daily_trading(day: dt.date | None = None, root: str | None = None, force: bool = False
+                  ) -> dict:
+    """One exchange day, after its close (plus the settle delay; ``force`` runs it earlier).
+    Safe to rerun: nothing is placed twice. One run at a time: it holds the shared-state lock
+    that retrain and drift_check take too."""
     configure_environment()  # for runs a deployment starts, which do not pass the CLI
     project = Project.load(root)
     project.ensure_dirs()
@@ -95,7 +100,21 @@ def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
     if not is_session(p.data.calendar, day):
         logger.info("%s is not a %s session: nothing to do", day, p.data.calendar)
         return {"day": str(day), "skipped": "not an exchange session"}
+    if force:
+        logger.warning("%s: run with force, whether or not its session has settled", day)
+    else:
+        require_settled(p.data.calendar, day,
+                        dt.timedelta(minutes=p.schedule.settle_delay_minutes),
+                        dt.datetime.now(dt.UTC), p.schedule.timezone)
+    timeout = dt.timedelta(minutes=p.schedule.lock_timeout_minutes)
+    with Ledger(project.ledger_url).hold_lock("daily_trading", timeout):
+        return trade_day(project, day)
 
+
+def trade_day(project: Project, day: dt.date) -> dict:
+    """The day's work, under the lock: bars → features → scores → settle → rebalance → report."""
+    p = project.params
+    logger = get_run_logger()
     stored = validate_and_store(project, fetch_latest(project, day), day)
     # Quarantined symbols have no bar today in ``bars``: out of today's book, marks stale.
     bars, quarantined = stored.bars, stored.quarantined
@@ -109,16 +128,27 @@ def daily_trading(day: dt.date | None = None, root: str | None = None) -> dict:
     ledger.ensure_initial_cash(day, p.broker.initial_cash)
     broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project))
     signals = ledger.record_signals(day, scores, p.model.name, version)
+    # splits and dividends reach the book before anything reads holdings or cash
+    ledger.apply_corporate_actions(actions_on(bars, day), p.data.source)
     opening, fills, expired, nav_row = settle(ledger, broker, snap)
     placed = rebalance(project, ledger, broker, scores, snap, nav_row.nav, version)
-    nav_row = ledger.mark_to_market(day, snap.close)
+    nav_row = ledger.mark_to_market(day, snap.close, last_closes(bars, day), p.data.calendar)
+    stale = ledger.stale_marks(day)
+    delisted = suspected_delistings(stale, p.trading.delisting_after_sessions)
+    if stale:
+        logger.warning("%s: %d held names marked at an earlier price; suspected delistings: %s",
+                       day, len(stale), delisted or "none")
 
     result = daily.DayResult(
         day=day, model_version=version, signals=signals, fills=fills,
         orders_submitted=placed.sent, orders_rejected=placed.rejected,
         orders_already_placed=placed.already, orders_resent=opening.resent,
         orders_cancelled=opening.cancelled, orders_expired=expired, nav=nav_row.nav,
-        gross_exposure=nav_row.gross_exposure, net_exposure=nav_row.net_exposure)
+        gross_exposure=nav_row.gross_exposure, net_exposure=nav_row.net_exposure,
+        corporate_actions=[a.cause for a in ledger.adjustments(day)],
+        stale_marks=[{"symbol": m.symbol, "price_day": str(m.price_day), "price": m.price,
+                      "sessions": m.stale_sessions} for m in stale],
+        suspected_delistings=delisted)
     report = project.reports_dir / "daily" / f"{day}.md"
     write_text(daily.report_markdown(result, scores, ledger), report)
     write_text(daily.result_json(result), report.with_suffix(".json"))

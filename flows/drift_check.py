@@ -57,10 +57,18 @@ def measure(project: Project, as_of: dt.date | None) -> dict:
 @flow(name="drift_check", log_prints=True)
 def drift_check(root: str | None = None, as_of: dt.date | None = None,
                 start_retrain: bool = True) -> dict:
+    """Holds the shared-state lock throughout; the retrain it starts re-enters it."""
     configure_environment()  # for runs a deployment starts, which do not pass the CLI
     project = Project.load(root)
     project.ensure_dirs()
     upgrade(project.ledger_url)  # measure reads the ledger's signals
+    timeout = dt.timedelta(minutes=project.params.schedule.lock_timeout_minutes)
+    with Ledger(project.ledger_url).hold_lock("drift_check", timeout):
+        return drift_check_locked(project, as_of, start_retrain)
+
+
+def drift_check_locked(project: Project, as_of: dt.date | None, start_retrain: bool) -> dict:
+    """The drift check's work, under the lock."""
     logger = get_run_logger()
     result = measure(project, as_of)
     threshold = project.params.drift.psi_threshold

@@ -14,6 +14,7 @@ from alphaline.flows import parallel
 from alphaline.pipelines import evaluate, featurize, ingest, train
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
+from alphaline.trading.ledger import Ledger, upgrade
 
 
 @task(retries=2, retry_delay_seconds=30, cache_policy=NO_CACHE)
@@ -58,13 +59,22 @@ def train_tft(project: Project) -> dict:
 @flow(name="retrain", log_prints=True)
 def retrain(root: str | None = None, as_of: dt.date | None = None, reason: str = "schedule",
             refresh_data: bool = True) -> dict:
-    """Retrain on history up to ``as_of`` (default: the latest exchange session)."""
+    """Retrain on history up to ``as_of`` (default: the latest exchange session), holding the
+    shared-state lock (re-entered when drift_check, which holds it, starts this flow)."""
     configure_environment()  # for runs a deployment starts, which do not pass the CLI
     project = Project.load(root)
     cal, tz = project.params.data.calendar, project.params.schedule.timezone
     as_of = as_of or latest_session(cal, dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()).date()
     project = Project(project.root, project.params.with_overrides({"data.end": str(as_of)}))
     project.ensure_dirs()
+    upgrade(project.ledger_url)  # the lock lives in the ledger's database
+    timeout = dt.timedelta(minutes=project.params.schedule.lock_timeout_minutes)
+    with Ledger(project.ledger_url).hold_lock("retrain", timeout):
+        return retrain_locked(project, reason, refresh_data)
+
+
+def retrain_locked(project: Project, reason: str, refresh_data: bool) -> dict:
+    """The retrain's work, under the lock."""
     logger = get_run_logger()
     logger.info("retrain (%s) on %s .. %s", reason, project.params.data.start,
                 project.params.data.end)

@@ -72,6 +72,9 @@ class DayResult:
     nav: float = 0.0
     gross_exposure: float = 0.0
     net_exposure: float = 0.0
+    corporate_actions: list[str] = field(default_factory=list)  # the day's adjustments
+    stale_marks: list[dict] = field(default_factory=list)  # symbol, price_day, price, sessions
+    suspected_delistings: list[str] = field(default_factory=list)
 
 
 def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20) -> MarketSnapshot:
@@ -244,6 +247,16 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
     for _, r in pd.concat([ordered.head(5), ordered.tail(5)]).iterrows():
         why = ", ".join(f"{c['feature']} {c['shap']:+.4f}" for c in r["reasons"][:3])
         lines.append(f"| {r['symbol']} | {r['score']:+.4f} | {why} |")
+    if result.corporate_actions:
+        lines += ["", "## Corporate actions", ""]
+        lines += [f"- {cause}" for cause in result.corporate_actions]
+    if result.stale_marks:
+        lines += ["", "## Stale marks (no bar today: marked at the last price)", "",
+                  "| symbol | price | from | sessions without a bar | suspected delisting |",
+                  "|---|---:|---|---:|---|"]
+        lines += [f"| {m['symbol']} | {m['price']:,.4f} | {m['price_day']} | {m['sessions']} | "
+                  f"{'yes' if m['symbol'] in result.suspected_delistings else ''} |"
+                  for m in result.stale_marks]
     if result.orders_rejected:
         lines += ["", "## Rejected orders", ""]
         lines += [f"- {cid}: {why}" for cid, why in result.orders_rejected]

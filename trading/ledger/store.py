@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import math
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -21,22 +22,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 import alphaline.trading.orders as order_life
-from alphaline.errors import IllegalTransition, MissingPrerequisite
+from alphaline.errors import DataRejected, IllegalTransition, MissingPrerequisite
+from alphaline.trading import corporate_actions as ca
+from alphaline.trading import locks
 from alphaline.trading.ledger.models import (
     CashMovement,
+    CorporateAction,
     DailyNav,
     Fill,
     Order,
     OrderEvent,
     Position,
+    PositionAdjustment,
     RiskEvent,
     Signal,
 )
+from alphaline.trading.marks import Mark, mark_book, sessions_between
 from alphaline.trading.portfolio import OrderIntent
 from alphaline.trading.risk_engine import Approved
 from alphaline.trading.states import ACTIVE, TRADING_STATES
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
+
 
 def _alembic_config() -> Config:
     cfg = Config(str(_ALEMBIC_INI))
@@ -138,14 +145,22 @@ class Ledger:
                 s.add(CashMovement(day=day, amount=amount, note="initial capital"))
 
     def cash(self, through: dt.date | None = None) -> float:
+        """Capital movements, fills (price, commission, slippage) and adjustments (dividends)."""
         with self.session() as s:
             q_cash = select(func.coalesce(func.sum(CashMovement.amount), 0.0))
             q_fills = select(func.coalesce(func.sum(
                 -Fill.quantity * Fill.price - Fill.commission - Fill.slippage), 0.0))
+            q_adjust = select(func.coalesce(func.sum(PositionAdjustment.cash), 0.0))
             if through is not None:
                 q_cash = q_cash.where(CashMovement.day <= through)
                 q_fills = q_fills.where(Fill.day <= through)
-            return float(s.scalar(q_cash)) + float(s.scalar(q_fills))
+                q_adjust = q_adjust.where(PositionAdjustment.day <= through)
+            return float(s.scalar(q_cash)) + float(s.scalar(q_fills)) + float(s.scalar(q_adjust))
+
+    # the one-run-at-a-time lock (trading/locks.py)
+    def hold_lock(self, what: str, timeout: dt.timedelta):
+        """Context manager: hold the shared-state lock for ``what`` or raise ``LockHeld``."""
+        return locks.hold(self.engine, what, timeout)
 
     # trading state: the newest risk event is the current state (none yet: ACTIVE)
     def trading_state(self) -> str:
@@ -340,33 +355,154 @@ class Ledger:
         return added
 
     def holdings(self, through: dt.date | None = None) -> dict[str, float]:
+        """Shares per symbol: fills plus adjustments (a split's shares)."""
         with self.session() as s:
-            q = select(Fill.symbol, func.sum(Fill.quantity)).group_by(Fill.symbol)
-            if through is not None:
-                q = q.where(Fill.day <= through)
-            return {sym: float(qty) for sym, qty in s.execute(q) if abs(qty) > 1e-9}
+            totals: dict[str, float] = {}
+            for model in (Fill, PositionAdjustment):
+                q = select(model.symbol, func.sum(model.quantity)).group_by(model.symbol)
+                if through is not None:
+                    q = q.where(model.day <= through)
+                for sym, qty in s.execute(q):
+                    totals[sym] = totals.get(sym, 0.0) + float(qty)
+            return {sym: qty for sym, qty in totals.items() if abs(qty) > 1e-9}
 
-    def mark_to_market(self, day: dt.date, closes: dict[str, float]) -> DailyNav:
-        """Write the day's positions and NAV (replacing a previous run of the same day)."""
+    def cost_basis(self, through: dt.date | None = None) -> dict[str, tuple[float, float]]:
+        """Per held symbol: (shares, average cost per share), from fills and adjustments in
+        order (a day's adjustments apply at its open, before its fills at the close)."""
+        with self.session() as s:
+            fills = s.execute(select(Fill.symbol, Fill.day, Fill.quantity, Fill.price)
+                              .where(*([Fill.day <= through] if through else []))
+                              .order_by(Fill.day, Fill.created_at, Fill.fill_id)).all()
+            adjusts = s.execute(select(PositionAdjustment.symbol, PositionAdjustment.day,
+                                       PositionAdjustment.quantity, PositionAdjustment.cost_basis)
+                                .where(*([PositionAdjustment.day <= through] if through else []))
+                                .order_by(PositionAdjustment.day, PositionAdjustment.id)).all()
+        events = sorted([(sym, day, 0, qty, None, basis) for sym, day, qty, basis in adjusts]
+                        + [(sym, day, 1, qty, px, 0.0) for sym, day, qty, px in fills],
+                        key=lambda e: (e[0], e[1], e[2]))
+        out = {}
+        for sym in dict.fromkeys(e[0] for e in events):
+            qty, basis = ca.average_cost(e[3:] for e in events if e[0] == sym)
+            if qty:
+                out[sym] = (qty, basis / qty)
+        return out
+
+    # corporate actions
+    def apply_corporate_actions(self, actions: list[ca.Action], source: str
+                                ) -> list[PositionAdjustment]:
+        """Record the source's actions and adjust the positions held at the previous close.
+
+        One transaction; an action already recorded with the same value and its adjustment
+        are skipped (rerun-safe); one recorded with another value is refused (the source
+        changed its history: a person must decide which is right).
+        """
+        added: list[PositionAdjustment] = []
+        with self.session() as s, s.begin():
+            for action in actions:
+                row = s.scalar(select(CorporateAction).where(
+                    CorporateAction.day == action.day, CorporateAction.symbol == action.symbol,
+                    CorporateAction.kind == action.kind))
+                if row is None:
+                    row = CorporateAction(day=action.day, symbol=action.symbol,
+                                          kind=action.kind, value=action.value, source=source)
+                    s.add(row)
+                    s.flush()
+                elif abs(row.value - action.value) > 1e-12 * max(1.0, abs(row.value)):
+                    raise DataRejected(
+                        f"{action.kind} of {action.symbol} on {action.day}: the ledger holds "
+                        f"{row.value:g} (from {row.source}), the source now says "
+                        f"{action.value:g}; resolve it in the data before trading the day")
+                if s.scalar(select(PositionAdjustment.id).where(
+                        PositionAdjustment.corporate_action_id == row.id)) is not None:
+                    continue
+                before = self._held_in(s, action.symbol, action.day - dt.timedelta(days=1))
+                change = ca.adjustment(action, before)
+                if change is None:
+                    continue
+                adj = PositionAdjustment(day=action.day, symbol=change.symbol,
+                                         quantity=change.quantity, cash=change.cash,
+                                         cost_basis=change.cost_basis, cause=change.cause,
+                                         corporate_action_id=row.id)
+                s.add(adj)
+                added.append(adj)
+        return added
+
+    @staticmethod
+    def _held_in(s: Session, symbol: str, through: dt.date) -> float:
+        return sum(float(s.scalar(select(func.coalesce(func.sum(model.quantity), 0.0)).where(
+            model.symbol == symbol, model.day <= through)))
+            for model in (Fill, PositionAdjustment))
+
+    def adjustments(self, day: dt.date | None = None) -> list[PositionAdjustment]:
+        with self.session() as s:
+            q = select(PositionAdjustment).order_by(PositionAdjustment.id)
+            if day is not None:
+                q = q.where(PositionAdjustment.day == day)
+            return list(s.scalars(q))
+
+    # marks
+    def _last_prices(self, day: dt.date, symbols: Iterable[str]
+                     ) -> dict[str, tuple[dt.date, float]]:
+        """The ledger's own last price per symbol before ``day``: its newest position row, else
+        its newest fill."""
+        out: dict[str, tuple[dt.date, float]] = {}
+        with self.session() as s:
+            for sym in symbols:
+                pos = s.scalars(select(Position).where(Position.symbol == sym,
+                                                       Position.day < day)
+                                .order_by(Position.day.desc()).limit(1)).first()
+                if pos is not None:
+                    out[sym] = (pos.price_day or pos.day, pos.price)
+                    continue
+                fill = s.scalars(select(Fill).where(Fill.symbol == sym, Fill.day <= day)
+                                 .order_by(Fill.day.desc()).limit(1)).first()
+                if fill is not None:
+                    out[sym] = (fill.day, fill.price)
+        return out
+
+    def mark_to_market(self, day: dt.date, closes: dict[str, float],
+                       last_known: dict[str, tuple[dt.date, float]] | None = None,
+                       calendar: str | None = None) -> DailyNav:
+        """Write the day's positions and NAV (replacing a previous run of the same day).
+
+        A held name without a close today is marked at its last price (``last_known`` from the
+        validated bars, else the ledger's previous mark) and flagged stale with the sessions it
+        has missed (the exchange's sessions when ``calendar`` is given, else weekdays).
+        """
         held = self.holdings(through=day)
-        missing = [sym for sym in held if sym not in closes]
-        if missing:
-            raise ValueError(f"no close on {day} for held symbols {missing}")
+        unpriced = [sym for sym in held
+                    if not (closes.get(sym) is not None and math.isfinite(closes[sym])
+                            and closes[sym] > 0)]
+        known = self._last_prices(day, unpriced)
+        for sym, (price_day, price) in (last_known or {}).items():
+            if sym in known and known[sym][0] > price_day:
+                continue
+            known[sym] = (price_day, price)
+        marks = mark_book(day, held, closes, known, sessions_between(calendar))
         cash = self.cash(through=day)
-        values = {sym: qty * closes[sym] for sym, qty in held.items()}
-        long_value = sum(v for v in values.values() if v > 0)
-        short_value = sum(v for v in values.values() if v < 0)
+        long_value = sum(m.market_value for m in marks if m.market_value > 0)
+        short_value = sum(m.market_value for m in marks if m.market_value < 0)
         nav = cash + long_value + short_value
         row = DailyNav(day=day, cash=cash, long_value=long_value, short_value=short_value,
                        nav=nav, gross_exposure=(long_value - short_value) / nav if nav else 0.0,
                        net_exposure=(long_value + short_value) / nav if nav else 0.0)
         with self.session() as s, s.begin():
             s.query(Position).filter(Position.day == day).delete()
-            for sym, qty in held.items():
-                s.add(Position(day=day, symbol=sym, quantity=qty, price=closes[sym],
-                               market_value=values[sym]))
+            for m in marks:
+                s.add(Position(day=day, symbol=m.symbol, quantity=m.quantity, price=m.price,
+                               market_value=m.market_value, price_day=m.price_day,
+                               stale_sessions=m.stale_sessions))
             s.merge(row)
         return row
+
+    def stale_marks(self, day: dt.date) -> list[Mark]:
+        """The day's positions marked at an earlier price, most sessions first."""
+        with self.session() as s:
+            rows = s.scalars(select(Position).where(Position.day == day,
+                                                    Position.stale_sessions > 0)
+                             .order_by(Position.stale_sessions.desc(), Position.symbol))
+            return [Mark(r.symbol, r.quantity, r.price, r.price_day or r.day, r.stale_sessions)
+                    for r in rows]
 
     def nav_history(self) -> pd.DataFrame:
         return pd.read_sql(select(DailyNav).order_by(DailyNav.day), self.engine)
