@@ -1,11 +1,14 @@
 """The daily risk report: VaR methods against closed forms, stress maths on a toy book."""
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from alphaline.config import load_params
+from alphaline.trading.kill_switches import DayFacts, evaluate_kill_switches
 from alphaline.trading.risk_report import (
     SCENARIOS,
     Scenario,
@@ -112,3 +115,15 @@ def test_the_report_on_a_small_market():
         assert text in md
     empty = risk_report({}, closes, 100_000.0, REPORT)
     assert empty["var"] == {} and "## Risk" in risk_markdown(empty)
+
+
+def test_the_report_carries_the_days_kill_switch_verdict():
+    day = dt.date(2024, 1, 2)
+    stale = evaluate_kill_switches(pd.DataFrame({"day": [day], "nav": [1e6]}),
+                                   DayFacts(day, dt.date(2023, 12, 29)),
+                                   load_params(REPO / "params.yaml").risk.kill_switches)
+    closes = pd.DataFrame({"A": [10.0, 10.5]}, index=pd.bdate_range("2023-12-28", periods=2))
+    report = risk_report({"A": 10.0}, closes, 1e6, REPORT, decision=stale)
+    assert report["kill_switches"]["rules"] == ["stale_data"]
+    assert "**no trading today**: stale data: the newest validated bar is from 2023-12-29" \
+        in risk_markdown(report)

@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from alphaline.config import RiskReportParams
+from alphaline.trading.kill_switches import KillSwitchDecision
 
 
 @dataclass(frozen=True)
@@ -164,14 +165,16 @@ def risk_report(positions: Mapping[str, float], closes: pd.DataFrame, nav: float
                 params: RiskReportParams, *, covariance: pd.DataFrame | None = None,
                 betas: Mapping[str, float] | None = None,
                 sectors: Mapping[str, str] | None = None, state: dict | None = None,
-                headroom: list[dict] | None = None) -> dict:
+                headroom: list[dict] | None = None,
+                decision: KillSwitchDecision | None = None) -> dict:
     """The risk section of the day's report.
 
     ``positions``: shares by symbol; ``closes``: date × symbol closes through today (the
     last row prices the book); ``covariance``: of daily returns (default: the sample
     covariance of the last ``history_sessions``); ``betas``: default estimated against the
     equal-weight market of ``closes``; ``state``: ``{"state", "reason", "since", "actor"}``;
-    ``headroom``: from :func:`alphaline.trading.kill_switches.headroom`.
+    ``headroom``: from :func:`alphaline.trading.kill_switches.headroom`; ``decision``: the
+    day's kill-switch verdict (the switches that fired, the book's scale, a no-trade reason).
     """
     c = params.confidence
     last = closes.sort_index().ffill().iloc[-1].to_dict() if len(closes) else {}
@@ -180,7 +183,13 @@ def risk_report(positions: Mapping[str, float], closes: pd.DataFrame, nav: float
     betas = dict(betas) if betas is not None else estimate_betas(returns)
     report: dict = {"nav": nav, "confidence": c, "state": state, "headroom": headroom or [],
                     "exposures": exposures(values, nav, betas, sectors, params.top_names),
-                    "stress": stress(values, betas, sectors, nav), "var": {}}
+                    "stress": stress(values, betas, sectors, nav), "var": {},
+                    "kill_switches": None if decision is None else {
+                        "rules": list(decision.rules), "reasons": list(decision.reasons),
+                        "state": decision.state, "scale": decision.scale,
+                        "keep_fraction": decision.keep_fraction,
+                        "cancel_working": decision.cancel_working,
+                        "no_trade_reason": decision.no_trade_reason}}
     if len(values) == 0 or len(returns) < 2:
         return report
     pnl = returns.reindex(columns=values.index).fillna(0.0) @ values
@@ -207,6 +216,13 @@ def risk_markdown(report: dict) -> str:
     if state:
         lines.append(f"- trading state: **{state['state']}** — {state.get('reason', '')} "
                      f"({state.get('actor', '')}, since {state.get('since', '')})")
+    switches = report.get("kill_switches")
+    if switches and switches["no_trade_reason"]:
+        lines.append(f"- **no trading today**: {switches['no_trade_reason']}")
+    if switches:
+        lines += [f"- kill switch: {why}" for why in switches["reasons"]]
+        if switches["scale"] < 1:
+            lines.append(f"- book scaled to {switches['scale']:.0%} of its targets")
     e = report["exposures"]
     lines.append(f"- exposure: gross {e['gross']:.2f}, net {e['net']:+.3f}, beta "
                  f"{e['beta']:+.3f}, {e['names']} names")
