@@ -53,17 +53,21 @@ class BookLimits:
     gross: float  # target and cap of Σ|w|
     net: float  # |Σ w|
     name: float  # |w_i|
-    sector: float | None  # |Σ_{i ∈ sector} w_i|, when sector_neutral
-    beta: float | None  # |Σ w_i β_i|, when beta_neutral
+    sector: float  # |Σ_{i ∈ sector} w_i|, when the data carry sectors
+    beta: float  # |Σ w_i β_i|, when the data carry betas
 
     @classmethod
     def from_params(cls, p: Params) -> BookLimits:
+        """The smaller of the book's own caps and the risk engine's limits: the risk engine
+        checks sector and beta exposure whenever the data carry them, neutral or not."""
         pf, risk = p.portfolio, p.risk
         return cls(gross=min(pf.gross_exposure, risk.max_gross_exposure),
                    net=risk.max_net_exposure,
                    name=min(pf.max_position_weight, risk.max_position_weight),
-                   sector=pf.max_sector_net if pf.sector_neutral else None,
-                   beta=pf.max_beta_exposure if pf.beta_neutral else None)
+                   sector=min(pf.max_sector_net if pf.sector_neutral else math.inf,
+                              risk.max_sector_exposure),
+                   beta=min(pf.max_beta_exposure if pf.beta_neutral else math.inf,
+                            risk.max_beta_exposure))
 
 
 @dataclass(frozen=True)
@@ -254,10 +258,10 @@ def enforce_limits(w: np.ndarray, limits: BookLimits, dates: np.ndarray | None =
     top = np.zeros(n)
     np.maximum.at(top, codes, np.abs(w))
     bound(top, limits.name)
-    if limits.beta is not None and beta is not None:
-        bound(np.abs(by_date(w * np.nan_to_num(beta.astype("float64")))), limits.beta)
-    if limits.sector is not None and sector is not None:
-        keys = pd.factorize(pd.Series(list(zip(codes, sector, strict=True))))[0]
+    if beta is not None:
+        bound(np.abs(by_date(w * _betas(beta))), limits.beta)
+    if sector is not None:
+        keys = pd.factorize(pd.Series(list(zip(codes, _sectors(sector), strict=True))))[0]
         sector_net = np.abs(np.bincount(keys, weights=w))
         worst = np.zeros(n)
         np.maximum.at(worst, codes, sector_net[keys])
@@ -265,9 +269,21 @@ def enforce_limits(w: np.ndarray, limits: BookLimits, dates: np.ndarray | None =
     return w * ratio[codes]
 
 
-def _needs_per_date(pf: PortfolioParams) -> bool:
-    return (pf.weighting != "equal" or pf.vol_target is not None or pf.beta_neutral
-            or pf.sector_neutral)
+def _betas(beta: np.ndarray) -> np.ndarray:
+    """A name without a beta counts as the market (β = 1), as the risk engine counts it."""
+    b = pd.to_numeric(pd.Series(beta), errors="coerce").to_numpy(dtype="float64")
+    return np.where(np.isfinite(b), b, 1.0)
+
+
+def _sectors(sector: np.ndarray) -> np.ndarray:
+    """A name without a sector is in the risk engine's ``(no sector)`` group."""
+    return pd.Series(sector, dtype="object").where(pd.notna(sector), "(no sector)").to_numpy()
+
+
+def _needs_per_date(pf: PortfolioParams, beta: np.ndarray | None, sector: np.ndarray | None
+                    ) -> bool:
+    return (pf.weighting != "equal" or pf.vol_target is not None or beta is not None
+            or sector is not None)
 
 
 def build_book(scores: pd.DataFrame, params: Params, context: BookContext = NO_CONTEXT
@@ -301,7 +317,7 @@ def build_book(scores: pd.DataFrame, params: Params, context: BookContext = NO_C
     if pf.sector_neutral:
         signed = np.where(pd.notna(sector), signed, 0.0)
 
-    if not _needs_per_date(pf):
+    if not _needs_per_date(pf, beta, sector):
         w = leg_weights(signed, long_total, short_total, cap, dates)
     else:
         w = np.zeros(len(scores))
@@ -339,7 +355,9 @@ def _day_book(scores: pd.DataFrame, signed: np.ndarray, cap: np.ndarray, pf: Por
         vol = math.sqrt(max(float(w[held] @ cov @ w[held]), 0.0) * per_year)
         if vol > pf.vol_target:
             w = w * (pf.vol_target / vol)
-    if pf.beta_neutral or pf.sector_neutral:
+    if beta is not None or sector is not None:  # neutral, or within the risk limits
         w = neutralize(w, net=0.0 if short_total > 0 else limits.net,
-                       beta=beta, max_beta=limits.beta, sector=sector, max_sector=limits.sector)
+                       beta=None if beta is None else _betas(beta), max_beta=limits.beta,
+                       sector=None if sector is None else _sectors(sector),
+                       max_sector=limits.sector)
     return w

@@ -12,8 +12,11 @@ only when
   daily volatility; ``h``: the label horizon; ``z``: the name's cross-sectional z-score of
   today's score); the cost is the cost model's commission + half spread + impact.
 
-Target shares are rounded toward zero to whole lots (``broker.lot_size``). If skipping
-resizes would leave the book over a gross, net or per-name limit, none is skipped.
+Target shares are rounded toward zero to whole lots (``broker.lot_size``). An entry or
+resize below the risk engine's ``min_order_notional`` waits; an order beyond
+``risk.max_participation`` of ADV is clipped to it (the name moves toward its target over
+several days). If skipping resizes would leave the book over a gross, net or per-name
+limit, none is skipped.
 """
 
 from __future__ import annotations
@@ -38,12 +41,15 @@ class RebalanceRules:
     min_trade_notional: float
     lot_size: int
     horizon: int  # sessions a position is held for (the label horizon)
+    min_order_notional: float  # the risk engine refuses smaller orders (exits aside)
+    max_participation: float  # the risk engine refuses orders beyond this share of ADV
 
     @classmethod
     def from_params(cls, p: Params) -> RebalanceRules:
         r = p.portfolio.rebalance
         return cls(r.band, r.expected_ic, r.min_trade_notional, p.broker.lot_size,
-                   p.features.label_horizon)
+                   p.features.label_horizon, p.risk.min_order_notional,
+                   p.risk.max_participation)
 
 
 @dataclass
@@ -77,6 +83,14 @@ def _within_limits(shares: dict[str, float], prices: dict[str, float], nav: floa
     tol = 1e-9
     return bool(np.abs(values).sum() <= limits.gross + tol and abs(values.sum()) <= limits.net
                 + tol and np.abs(values).max() <= limits.name + tol)
+
+
+def _participation_cap(adv: float, rules: RebalanceRules) -> float:
+    """Whole lots within the participation cap (no cap without an ADV: the risk engine
+    then refuses the order with its reason)."""
+    if not (math.isfinite(adv) and adv > 0):
+        return math.inf
+    return float(math.floor(rules.max_participation * adv / rules.lot_size) * rules.lot_size)
 
 
 def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float], nav: float,
@@ -122,7 +136,16 @@ def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float],
                 targets[sym] = held
                 resizes[sym] = target
                 continue
-        targets[sym] = target
+        if target != 0 and abs(delta) * price < rules.min_order_notional:
+            targets[sym] = held  # the risk engine would refuse it; exits are exempt there
+            skipped[sym] = (f"order {abs(delta) * price:,.0f} below the risk engine's minimum "
+                            f"notional")
+            continue
+        cap = _participation_cap(adv.get(sym, math.nan), rules)
+        if abs(delta) > cap:  # move toward the target at the participation the risk allows
+            delta = math.copysign(cap, delta)
+            skipped[sym] = f"clipped to {rules.max_participation:.0%} of ADV ({cap:,.0f} shares)"
+        targets[sym] = held + delta
     if resizes and not _within_limits(targets, prices, nav, limits):
         for sym, target in resizes.items():  # the band never leaves the book over a limit
             targets[sym] = target
