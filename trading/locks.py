@@ -8,7 +8,7 @@ process that trades the same book, and a PostgreSQL ledger extends it across mac
 Prefect limit would need a server all runners share.
 
 - acquire is one atomic statement: insert the row, or take it over when it has expired or its
-  holder's process on this host is gone (compare-and-swap on the old holder);
+  holder's process on this host is gone (compare-and-swap on the row as read);
 - a live holder renews the expiry from a heartbeat thread, so a long retrain keeps it and a
   crashed one (SIGKILL, power loss) stops blocking after ``timeout`` at the latest;
 - re-entrant within one run: a flow started inside a flow that holds the lock (drift_check
@@ -100,8 +100,13 @@ def held_message(name: str, row: Lock, now: dt.datetime) -> str:
 
 
 def try_acquire(engine: Engine, name: str, holder: Holder, timeout: dt.timedelta,
-                now: dt.datetime | None = None) -> Lock | None:
-    """Take the lock for ``holder`` (None), or return the row of whoever has it."""
+                now: dt.datetime | None = None, attempts: int = 3) -> Lock | None:
+    """Take the lock for ``holder`` (None), or return the row of whoever has it.
+
+    Each write is one statement in its own transaction: an insert, or a take-over that is a
+    compare-and-swap on the row as read (holder and expiry), so of two runs taking over the
+    same expired lock exactly one succeeds, and a holder that renewed in between keeps it.
+    """
     now = now or _now()
     values = {"holder": str(holder), "acquired_at": now, "expires_at": now + timeout}
     try:
@@ -110,22 +115,33 @@ def try_acquire(engine: Engine, name: str, holder: Holder, timeout: dt.timedelta
         return None
     except IntegrityError:
         pass
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         row = conn.execute(select(Lock).where(Lock.name == name)).one_or_none()
-        if row is None:  # released between the insert and the read: try again
-            return try_acquire(engine, name, holder, timeout, now)
-        previous = Holder.parse(row.holder)
-        if row.expires_at <= now or (previous is not None and previous.gone()):
-            taken = conn.execute(update(Lock).where(Lock.name == name,
-                                                    Lock.holder == row.holder)
-                                 .values(**values)).rowcount
-            if taken == 1:
-                log.warning("took over the %r lock from %s (%s)", name, row.holder,
-                            "expired" if row.expires_at <= now else "its process is gone")
-                return None
-            row = conn.execute(select(Lock).where(Lock.name == name)).one()
-        return Lock(name=row.name, holder=row.holder, acquired_at=row.acquired_at,
-                    expires_at=row.expires_at)
+    if row is None:  # released between the insert and the read
+        return _again(engine, name, holder, timeout, now, attempts)
+    previous = Holder.parse(row.holder)
+    if row.expires_at <= now or (previous is not None and previous.gone()):
+        with engine.begin() as conn:
+            taken = conn.execute(update(Lock).where(
+                Lock.name == name, Lock.holder == row.holder, Lock.expires_at == row.expires_at)
+                .values(**values)).rowcount
+        if taken == 1:
+            log.warning("took over the %r lock from %s (%s)", name, row.holder,
+                        "expired" if row.expires_at <= now else "its process is gone")
+            return None
+        with engine.connect() as conn:
+            row = conn.execute(select(Lock).where(Lock.name == name)).one_or_none()
+        if row is None:
+            return _again(engine, name, holder, timeout, now, attempts)
+    return Lock(name=row.name, holder=row.holder, acquired_at=row.acquired_at,
+                expires_at=row.expires_at)
+
+
+def _again(engine: Engine, name: str, holder: Holder, timeout: dt.timedelta,
+           now: dt.datetime, attempts: int) -> Lock | None:
+    if attempts <= 1:
+        raise LockHeld(f"the {name!r} lock changes hands too fast to take: try again")
+    return try_acquire(engine, name, holder, timeout, now, attempts - 1)
 
 
 def renew(engine: Engine, name: str, holder: Holder, timeout: dt.timedelta) -> bool:
@@ -164,9 +180,12 @@ def hold(engine: Engine, what: str, timeout: dt.timedelta, name: str = SHARED_ST
 
     def heartbeat() -> None:
         while not stop.wait(timeout.total_seconds() / 3):
-            if not renew(engine, name, holder, timeout):
-                log.error("the %r lock was taken from %s", name, holder)
-                return
+            try:
+                if not renew(engine, name, holder, timeout):
+                    log.error("the %r lock was taken from %s", name, holder)
+                    return
+            except Exception:  # a database hiccup: the next beat tries again before expiry
+                log.exception("could not renew the %r lock", name)
 
     beat = threading.Thread(target=heartbeat, name=f"lock-{name}", daemon=True)
     beat.start()
