@@ -144,3 +144,15 @@ def test_research_metrics_and_the_daily_flow_build_the_same_book():
                           "score": scores.to_numpy(), "label": 0.0})
     research = book_weights(frame, 0.2, gross=1.0, max_weight=0.05)
     assert np.allclose(research.to_numpy(), daily.to_numpy())
+
+
+def test_one_cross_section_and_a_panel_date_get_the_same_sides():
+    from alphaline.trading.portfolio import quantile_sides
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 7, 40):
+        s = pd.Series(np.round(rng.normal(size=n), 1))  # rounding makes ties
+        s[rng.random(n) < 0.15] = np.nan
+        alone = quantile_sides(s, 0.2)
+        grouped = quantile_sides(s, 0.2, np.zeros(n))
+        assert alone.tolist() == grouped.tolist()

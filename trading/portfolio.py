@@ -51,6 +51,16 @@ def quantile_sides(scores: pd.Series, quantile: float, dates: ArrayLike | None =
     (ties broken by order); a date with fewer than two scored names holds nothing.
     """
     scores = pd.Series(np.asarray(scores, dtype="float64"), index=scores.index)
+    if dates is None:  # one cross-section (the daily flow): no grouping needed
+        values = scores.to_numpy()
+        scored = np.isfinite(values)
+        count = int(scored.sum())
+        side = np.zeros(len(values), dtype=int)
+        if count >= 2:
+            n = max(int(np.floor(count * quantile)), 1)
+            order = np.flatnonzero(scored)[np.argsort(values[scored], kind="stable")]
+            side[order[:n]], side[order[-n:]] = -1, 1
+        return pd.Series(side, index=scores.index)
     keys = _date_keys(scores.index, dates)
     scored = scores.notna().to_numpy()
     count = pd.Series(scored.astype(int)).groupby(keys).transform("sum").to_numpy()

@@ -103,8 +103,9 @@ def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float],
     ``skipped``); a wanted name without one is not entered.
     """
     alpha = (expected_alpha(scores, pd.Series(daily_vol), rules.expected_ic, rules.horizon)
-             if scores is not None else pd.Series(dtype="float64"))
-    wanted = set(weights.index[weights.fillna(0.0) != 0])
+             if scores is not None else pd.Series(dtype="float64")).to_dict()
+    weight = weights.fillna(0.0).to_dict()
+    wanted = {s for s, w in weight.items() if w != 0}
     targets: dict[str, float] = {}
     skipped: dict[str, str] = {}
     resizes: dict[str, float] = {}  # symbol → full target when a resize is skipped
@@ -116,7 +117,7 @@ def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float],
                 targets[sym] = held
             skipped[sym] = "no usable price today" + (": position frozen" if held else "")
             continue
-        target = lot_shares(float(weights.get(sym, 0.0)), nav, price, rules.lot_size)
+        target = lot_shares(float(weight.get(sym, 0.0)), nav, price, rules.lot_size)
         delta = target - held
         if delta == 0:
             targets[sym] = held
@@ -151,11 +152,13 @@ def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float],
             targets[sym] = target
             del skipped[sym]
     orders = orders_to_targets(day, targets, holdings, prices, intent)
-    traded = [(o.quantity, o.reference_price, o.symbol) for o in orders]
-    cost = sum(costs.trade_cost(q, p, daily_vol.get(s, math.nan), adv.get(s, math.nan))
-               for q, p, s in traded)
+    quantity = np.array([o.quantity for o in orders], dtype="float64")
+    price = np.array([o.reference_price for o in orders], dtype="float64")
+    cost = float(costs.trade_costs(
+        quantity, price, [daily_vol.get(o.symbol, math.nan) for o in orders],
+        [adv.get(o.symbol, math.nan) for o in orders]).sum())
     return RebalancePlan(orders=orders, targets=targets, skipped=skipped,
-                         turnover=sum(q * p for q, p, _ in traded) / nav, estimated_cost=cost)
+                         turnover=float((quantity * price).sum()) / nav, estimated_cost=cost)
 
 
 def day_plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: float,
