@@ -176,6 +176,24 @@ def test_forced_run_passes_the_close_check_and_meets_the_lock(project, prefect_h
     assert not project.validated_bars.exists()  # the lock comes before any data
 
 
+def test_retrain_and_drift_check_take_the_same_lock(project, prefect_harness):
+    from alphaline.flows.drift_check import drift_check
+    from alphaline.flows.retrain import retrain
+
+    open_ledger(project.ledger_url)
+    proc = holder_process(project.ledger_url, "daily_trading")
+    try:
+        assert proc.stdout.readline().strip() == "acquired"
+        with pytest.raises(LockHeld, match=r"held by daily_trading \(pid"):
+            retrain(root=str(project.root), as_of=project.params.data.end, reason="test")
+        with pytest.raises(LockHeld, match=r"held by daily_trading \(pid"):
+            drift_check(root=str(project.root))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not project.raw_bars.exists()  # refused before fetching anything
+
+
 def test_a_flow_started_inside_a_flow_that_holds_the_lock_reenters_it(ledger_url,
                                                                        prefect_harness):
     @flow
