@@ -8,7 +8,12 @@ import pytest
 
 from alphaline.calendar import sessions
 from alphaline.errors import DataRejected
-from alphaline.trading.corporate_actions import Action, actions_on, average_cost
+from alphaline.trading.corporate_actions import (
+    Action,
+    actions_on,
+    average_cost,
+    split_ratios,
+)
 from alphaline.trading.daily import DayResult, report_markdown
 from alphaline.trading.ledger.models import CorporateAction, Fill, Order, PositionAdjustment
 from alphaline.trading.marks import last_closes, suspected_delistings
@@ -112,6 +117,12 @@ def test_a_source_that_changes_a_recorded_action_is_refused(ledger):
 def test_impossible_action_values_stop_the_day(column, value):
     with pytest.raises(DataRejected, match=f"{column} of A on {D1}"):
         actions_on(bars(D1, {"A": {"close": 1.0, column: value}}), D1)
+
+
+def test_split_ratios_name_only_the_splits():
+    day = bars(D1, {"A": {"close": 1.0, "split_ratio": 4.0, "dividend": 0.2},
+                    "B": {"close": 1.0, "dividend": 0.1}})
+    assert split_ratios(actions_on(day, D1)) == {"A": 4.0}
 
 
 def test_no_action_columns_means_no_actions():

@@ -62,6 +62,13 @@ def actions_on(bars: pd.DataFrame, day: dt.date) -> list[Action]:
     return sorted(out, key=lambda a: (a.symbol, a.kind))
 
 
+def split_ratios(actions: Iterable[Action]) -> dict[str, float]:
+    """New shares per old share of each symbol splitting: what a quantity decided before the
+    ex-date is multiplied by, and a price from before it divided by (a working order, the
+    previous close a price band compares with)."""
+    return {a.symbol: a.value for a in actions if a.kind == SPLIT}
+
+
 def adjustment(action: Action, quantity: float) -> Adjustment | None:
     """What ``action`` does to a position of ``quantity`` shares (None: not held)."""
     if abs(quantity) < 1e-9:
