@@ -102,8 +102,9 @@ def test_halted_trading_rejects_every_order(trained_project, tmp_path):
 
 def digests(project: Project) -> dict[str, str]:
     paths = [project.validated_bars, project.feature_table, project.label_table,
-             project.feast_dir / "online.db", project.state_dir / "ledger.db"]
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.exists()}
+             project.feast_dir / "online.db", project.state_dir / "ledger.db",
+             project.live_bars, project.live_feature_table, project.live_feast_dir / "online.db"]
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths if p.exists()}
 
 
 def test_bad_batch_is_quarantined_and_nothing_downstream_changes(traded, tmp_path):
@@ -121,6 +122,7 @@ def test_bad_batch_is_quarantined_and_nothing_downstream_changes(traded, tmp_pat
     raw = yaml.safe_load((project.root / "params.yaml").read_text())
     raw["data"]["source"] = "files"
     raw["data"]["files"]["path"] = str(external)
+    raw["validation"]["on_symbol_failure"] = "stop_batch"  # quarantine_symbol: test_live_store
     (project.root / "params.yaml").write_text(yaml.safe_dump(raw))
 
     before = digests(project)
