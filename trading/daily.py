@@ -260,6 +260,12 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
     if result.orders_rejected:
         lines += ["", "## Rejected orders", ""]
         lines += [f"- {cid}: {why}" for cid, why in result.orders_rejected]
+    if result.orders_resent or result.orders_cancelled or result.orders_expired:
+        lines += ["", "## Orders resolved at the start of the day", ""]
+        lines += [f"- {cid}: resent under the same id (left NEW by a crash)"
+                  for cid in result.orders_resent]
+        lines += [f"- {cid}: cancelled — {why}" for cid, why in result.orders_cancelled]
+        lines += [f"- {cid}: expired unfilled" for cid in result.orders_expired]
     nav = ledger.nav_history()
     if len(nav):
         lines += ["", "## NAV history", "", "| day | NAV | gross | net |", "|---|---:|---:|---:|"]
