@@ -345,6 +345,7 @@ class RiskParams(_Section):
     min_order_notional: Annotated[float, Field(ge=0, le=HARD_MAX_ORDER_NOTIONAL)]
     price_band: Annotated[float, Field(gt=0, le=HARD_MAX_PRICE_BAND)]
     fat_finger_multiple: Annotated[float, Field(gt=1, le=HARD_MAX_FAT_FINGER_MULTIPLE)]
+    typical_order_count: Annotated[int, Field(ge=1, le=1000)]
     fat_finger_adv: Annotated[float, Field(gt=0, le=HARD_MAX_FAT_FINGER_ADV)]
     max_participation: Annotated[float, Field(gt=0, le=HARD_MAX_PARTICIPATION)]
     max_orders_per_day: Annotated[int, Field(ge=1, le=HARD_MAX_ORDERS_PER_DAY)]

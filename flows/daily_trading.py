@@ -7,10 +7,12 @@ import zoneinfo
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from alphaline.calendar import is_session, require_settled
+from alphaline.calendar import is_session, require_settled, sessions_per_year
 from alphaline.features import store as feast_store
+from alphaline.features.definitions import feature_names
 from alphaline.flows import parallel
 from alphaline.io import write_text
 from alphaline.models.registry import Registry
@@ -18,11 +20,24 @@ from alphaline.pipelines import featurize, ingest
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
 from alphaline.trading import daily
+from alphaline.trading.book import BookContext, book_context
 from alphaline.trading.brokers.paper import PaperBroker
-from alphaline.trading.corporate_actions import actions_on
+from alphaline.trading.corporate_actions import actions_on, split_ratios
 from alphaline.trading.costs import CostModel
+from alphaline.trading.kill_switches import (
+    KillSwitchDecision,
+    apply_decision,
+    cancel_working,
+    evaluate_kill_switches,
+    headroom,
+)
 from alphaline.trading.ledger import Ledger, upgrade
 from alphaline.trading.marks import last_closes, suspected_delistings
+from alphaline.trading.risk_report import risk_report
+from alphaline.trading.states import HALTED
+
+# features the book reads beside the model's own (served when the sets compute them)
+BOOK_FEATURES = ("garch_vol", "beta_60")
 
 
 @task(retries=3, retry_delay_seconds=60, cache_policy=NO_CACHE)
@@ -48,11 +63,19 @@ def refresh_features(project: Project, bars: pd.DataFrame, day: dt.date):
 
 
 @task(cache_policy=NO_CACHE)
-def champion_scores(project: Project, store, day: dt.date, symbols: list[str]):
-    model, version, features = Registry.for_project(project).load_alias(
-        project.params.model.name)
-    vectors = feast_store.online_vectors(store, symbols, features)
-    return daily.score(model, vectors, project.params.model.explain_top), version
+def load_champion(project: Project):
+    return Registry.for_project(project).load_alias(project.params.model.name)
+
+
+@task(cache_policy=NO_CACHE)
+def champion_scores(project: Project, store, champion, symbols: list[str]
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The champion's scores (with reasons) and the online feature vectors they came from."""
+    model, _, features = champion
+    served = feature_names(project.params.features.sets)
+    extra = [n for n in BOOK_FEATURES if n in served and n not in features]
+    vectors = feast_store.online_vectors(store, symbols, [*features, *extra])
+    return daily.score(model, vectors, project.params.model.explain_top), vectors
 
 
 @task(cache_policy=NO_CACHE)
@@ -68,11 +91,14 @@ def settle(ledger: Ledger, broker: PaperBroker, snap: daily.MarketSnapshot
 
 @task(cache_policy=NO_CACHE)  # no retries: a retry must not send an order twice
 def rebalance(project: Project, ledger: Ledger, broker: PaperBroker, scores: pd.DataFrame,
-              snap: daily.MarketSnapshot, nav: float, version: str) -> daily.Placement:
-    """Plan against positions plus working orders, then risk-check, record and send."""
-    intents = daily.plan(snap.day, scores, daily.planning_holdings(ledger, snap.day), nav, snap,
-                         project.params)
-    return daily.place(ledger, broker, intents, snap, nav, project.params, version)
+              snap: daily.MarketSnapshot, nav: float, version: str, context: BookContext,
+              decision: KillSwitchDecision) -> daily.Placement:
+    """Plan against positions plus working orders (scaled by the kill switches' verdict),
+    then risk-check, record and send."""
+    planned = daily.plan(snap.day, scores, daily.planning_holdings(ledger, snap.day), nav, snap,
+                         project.params, context, scale=decision.scale,
+                         keep_fraction=decision.keep_fraction)
+    return daily.place(ledger, broker, planned.orders, snap, nav, project.params, version)
 
 
 def paper_journal(project: Project):
@@ -112,7 +138,8 @@ def daily_trading(day: dt.date | None = None, root: str | None = None, force: bo
 
 
 def trade_day(project: Project, day: dt.date) -> dict:
-    """The day's work, under the lock: bars → features → scores → settle → rebalance → report."""
+    """The day's work, under the lock: bars → features → scores → settle → kill switches →
+    rebalance → mark → risk report."""
     p = project.params
     logger = get_run_logger()
     stored = validate_and_store(project, fetch_latest(project, day), day)
@@ -121,26 +148,62 @@ def trade_day(project: Project, day: dt.date) -> dict:
     for symbol, reasons in quarantined.items():
         logger.warning("%s: %s quarantined, out of today's book: %s", day, symbol, reasons[0])
     store = refresh_features(project, bars, day)
-    snap = daily.market_snapshot(bars, day)
-    scores, version = champion_scores(project, store, day, sorted(snap.close))
+    actions = actions_on(bars, day)
+    snap = daily.market_snapshot(bars, day, splits=split_ratios(actions))
 
     ledger = Ledger(project.ledger_url)
     ledger.ensure_initial_cash(day, p.broker.initial_cash)
     broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project))
-    signals = ledger.record_signals(day, scores, p.model.name, version)
+    champion_error, version, signals = None, None, 0
+    scores = pd.DataFrame(columns=["symbol", "score", "reasons"])
+    vectors = None
+    try:
+        champion = load_champion(project)
+    except Exception as exc:  # any failure to load is the same switch
+        champion_error = f"{type(exc).__name__}: {exc}"
+        logger.error("%s: the champion cannot be loaded: %s", day, champion_error)
+    else:
+        version = champion[1]
+        if snap.close:  # no bar today: nothing to score (the stale-data switch stops trading)
+            scores, vectors = champion_scores(project, store, champion, sorted(snap.close))
+            signals = ledger.record_signals(day, scores, p.model.name, version)
     # splits and dividends reach the book before anything reads holdings or cash
-    ledger.apply_corporate_actions(actions_on(bars, day), p.data.source)
+    ledger.apply_corporate_actions(actions, p.data.source)
     opening, fills, expired, nav_row = settle(ledger, broker, snap)
-    placed = rebalance(project, ledger, broker, scores, snap, nav_row.nav, version)
+
+    decision = evaluate_kill_switches(ledger.nav_history(), daily.day_facts(
+        ledger, snap, bars, champion_error, broker.costs), p.risk.kill_switches)
+    state = apply_decision(ledger, decision)
+    if state == HALTED:
+        cancelled = cancel_working(ledger, f"trading HALTED: {ledger.trading_state_event().reason}")
+        opening.cancelled.extend((cid, "trading HALTED") for cid in cancelled)
+    if decision.no_trade_reason or champion_error:
+        placed = daily.Placement()
+        logger.warning("%s: no orders today: %s", day, decision.no_trade_reason or champion_error)
+    else:
+        context = book_context(bars, day, p.portfolio.covariance_lookback, vectors)
+        placed = rebalance(project, ledger, broker, scores, snap, nav_row.nav, version, context,
+                           decision)
     nav_row = ledger.mark_to_market(day, snap.close, last_closes(bars, day), p.data.calendar)
+    borrow = daily.charge_borrow(ledger, broker.costs, day, snap.close,
+                                 sessions_per_year(p.data.calendar))
     stale = ledger.stale_marks(day)
     delisted = suspected_delistings(stale, p.trading.delisting_after_sessions)
     if stale:
         logger.warning("%s: %d held names marked at an earlier price; suspected delistings: %s",
                        day, len(stale), delisted or "none")
+    event = ledger.trading_state_event()
+    risk = risk_report(
+        ledger.holdings(through=day),
+        bars[bars["date"] <= pd.Timestamp(day)].pivot_table(
+            index="date", columns="symbol", values="close"),
+        nav_row.nav, p.risk.report,
+        state=None if event is None else {"state": event.state, "reason": event.reason,
+                                          "actor": event.actor, "since": str(event.at)},
+        headroom=headroom(ledger.nav_history(), p.risk.kill_switches), decision=decision)
 
     result = daily.DayResult(
-        day=day, model_version=version, signals=signals, fills=fills,
+        day=day, model_version=version or "none", signals=signals, fills=fills,
         orders_submitted=placed.sent, orders_rejected=placed.rejected,
         orders_already_placed=placed.already, orders_resent=opening.resent,
         orders_cancelled=opening.cancelled, orders_expired=expired, nav=nav_row.nav,
@@ -148,11 +211,28 @@ def trade_day(project: Project, day: dt.date) -> dict:
         corporate_actions=[a.cause for a in ledger.adjustments(day)],
         stale_marks=[{"symbol": m.symbol, "price_day": str(m.price_day), "price": m.price,
                       "sessions": m.stale_sessions} for m in stale],
-        suspected_delistings=delisted)
+        suspected_delistings=delisted, quarantined=quarantined,
+        trading_state=ledger.trading_state(), kill_switches=list(decision.reasons),
+        no_trade_reason=decision.no_trade_reason or champion_error, borrow_fee=borrow,
+        risk=risk)
     report = project.reports_dir / "daily" / f"{day}.md"
-    write_text(daily.report_markdown(result, scores, ledger), report)
+    markdown = daily.report_markdown(result, scores, ledger)
+    write_text(markdown, report)
     write_text(daily.result_json(result), report.with_suffix(".json"))
+    publish_report(day, markdown, result)
     logger.info("%s: %d submitted, %d rejected, %d already placed, NAV %.2f — report %s", day,
                 len(result.orders_submitted), len(result.orders_rejected), placed.already,
                 result.nav, report)
     return {**result.__dict__, "day": str(day), "report": str(report)}
+
+
+def publish_report(day: dt.date, markdown: str, result: daily.DayResult) -> None:
+    """The day in the Prefect UI: the report as a Markdown artifact, the orders as a table."""
+    create_markdown_artifact(markdown, key="daily-report",
+                             description=f"alphaline daily report for {day}")
+    rows = ([{"order": cid, "status": "SUBMITTED", "reason": ""}
+             for cid in result.orders_submitted]
+            + [{"order": cid, "status": "REJECTED", "reason": why}
+               for cid, why in result.orders_rejected])
+    if rows:
+        create_table_artifact(rows, key="daily-orders", description=f"orders of {day}")

@@ -17,6 +17,7 @@ from alphaline.pipelines.validate import ValidationFailed
 from alphaline.project import Project
 from alphaline.trading.ledger import Ledger
 from alphaline.trading.ledger.models import Fill, Order, Signal
+from alphaline.trading.portfolio import quantile_sides
 from tests.conftest import open_ledger
 
 
@@ -50,18 +51,55 @@ def test_first_day_records_signals_and_places_risk_checked_orders(traded):
     signals = ledger.table(Signal)
     today = signals[signals["trading_day"] == pd.Timestamp(first["day"]).date()]
     assert len(today) == n
-    # meta-labeling: every signal has a probability; only the trusted sides get a bet, and
-    # exactly those names are traded
+    # meta-labeling: every signal has a probability; only the trusted sides get a bet
     assert today["probability"].between(0, 1).all()
     bets = today.set_index("symbol")["bet_size"]
     threshold = project.params.model.meta_label.threshold
     assert ((bets == 0) | (bets.abs() >= threshold)).all()
-    assert 0 < (bets != 0).sum() <= 2 * int(n * project.params.portfolio.quantile)
-    assert {o.symbol for o in orders} == set(bets.index[bets != 0])
+    # the default book is the one the gate measures: the score's top and bottom quantile
+    assert project.params.portfolio.method == "quantile_long_short"
+    sides = quantile_sides(today.set_index("symbol")["score"], project.params.portfolio.quantile)
+    assert {o.symbol for o in orders} == set(sides.index[sides != 0])
     assert "shap" in signals["reasons"].iloc[0]  # every signal carries its top SHAP reasons
     assert signals["model_version"].iloc[0] == first["model_version"]
     report = project.reports_dir / "daily" / f"{first['day']}.md"
     assert report.is_file() and "Top and bottom scores" in report.read_text()
+
+
+def test_the_day_report_carries_the_risk_section_and_reaches_the_prefect_ui(traded):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    project, _, _, second = traded
+    text = (project.reports_dir / "daily" / f"{second['day']}.md").read_text()
+    assert "## Risk" in text
+    for method in ("historical", "parametric", "cornish_fisher", "monte_carlo"):
+        assert method in second["risk"]["var"], method
+    assert {s["scenario"] for s in second["risk"]["stress"]} >= {"2008 Lehman week",
+                                                            "March 2020"}
+    assert second["risk"]["exposures"]["gross"] > 0 and second["trading_state"] == "ACTIVE"
+    assert second["borrow_fee"] > 0  # the short leg pays its borrow each session
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["daily-report", "daily-orders"])))
+    found = asyncio.run(artifacts())
+    assert {a.key for a in found} == {"daily-report", "daily-orders"}
+    assert any("## Risk" in (a.data or "") for a in found if a.key == "daily-report")
+
+
+def test_a_champion_that_cannot_be_loaded_stops_trading_with_its_reason(trained_project,
+                                                                          tmp_path):
+    project = copy_project(trained_project, tmp_path / "p")
+    shutil.rmtree(project.mlflow_artifacts)  # the model files are gone
+    out = daily_trading(day=trading_days(project, 1)[0], root=str(project.root))
+    assert out["orders_submitted"] == [] and out["orders_rejected"] == []
+    assert "champion" in out["no_trade_reason"].lower()
+    events = open_ledger(project.ledger_url).risk_events()
+    assert any("champion" in e.actor for e in events), [e.actor for e in events]
 
 
 def test_rerun_of_the_same_day_places_nothing(traded):

@@ -120,8 +120,11 @@ def test_ledger_orders_fills_and_nav(tmp_path):
     assert nav.cash == pytest.approx(100_000 - 1_100 - 1.0)
     assert nav.nav == pytest.approx(100_000 - 1_100 - 1.0 + 1_200)
     assert ledger.orders(status="FILLED")[0].client_order_id == row.client_order_id
-    with pytest.raises(ValueError, match="no close"):
-        ledger.mark_to_market(next_day, {})
+    # a day without a close for a held name marks it at its last price, flagged stale
+    later = next_day + dt.timedelta(days=1)
+    stale = ledger.mark_to_market(later, {})
+    assert stale.nav == pytest.approx(nav.nav)
+    assert [m.symbol for m in ledger.stale_marks(later)] == ["A"]
 
 
 def test_sized_book_stays_neutral_when_the_cap_binds():

@@ -20,10 +20,13 @@ from alphaline.models.explain import top_contributions
 from alphaline.models.signal import SignalModel
 from alphaline.trading.book import NO_CONTEXT, BookContext
 from alphaline.trading.brokers.paper import PaperBroker
+from alphaline.trading.costs import CostModel
+from alphaline.trading.kill_switches import DayFacts
 from alphaline.trading.ledger import Ledger
 from alphaline.trading.portfolio import OrderIntent
-from alphaline.trading.rebalance import day_plan
-from alphaline.trading.risk_engine import Approved, check_orders
+from alphaline.trading.rebalance import RebalancePlan, day_plan
+from alphaline.trading.risk_engine import Approved, check_orders, typical_quantities
+from alphaline.trading.risk_report import risk_markdown
 from alphaline.trading.states import ACTIVE, HALTED
 
 
@@ -75,21 +78,33 @@ class DayResult:
     corporate_actions: list[str] = field(default_factory=list)  # the day's adjustments
     stale_marks: list[dict] = field(default_factory=list)  # symbol, price_day, price, sessions
     suspected_delistings: list[str] = field(default_factory=list)
+    quarantined: dict[str, list[str]] = field(default_factory=dict)  # symbol → reasons
+    trading_state: str = ACTIVE
+    kill_switches: list[str] = field(default_factory=list)  # the switches that fired, why
+    no_trade_reason: str | None = None
+    borrow_fee: float = 0.0  # charged on today's short book
+    risk: dict = field(default_factory=dict)  # the risk section (trading/risk_report.py)
 
 
-def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20) -> MarketSnapshot:
+def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20,
+                    splits: dict[str, float] | None = None) -> MarketSnapshot:
+    """Today's closes, each name's daily volatility and ADV over ``window`` sessions, and the
+    previous validated close (restated by today's split ratio, so that the price band
+    compares like with like on a split day). ADV is NaN without volumes (close-only data)."""
     ts = pd.Timestamp(day)
     hist = bars[bars["date"] <= ts].sort_values(["symbol", "date"])
-    today = hist[hist["date"] == ts]
-    if today.empty:
-        raise ValueError(f"no bars on {day}")
+    today = hist[hist["date"] == ts]  # empty on a stale day: the kill switch says so
     tail = hist.groupby("symbol").tail(window + 1)
     log_ret = np.log(tail["close"]).groupby(tail["symbol"]).diff()
     vol = log_ret.groupby(tail["symbol"]).std()
-    adv = tail.groupby("symbol")["volume"].mean()
-    prev = hist[hist["date"] < ts].groupby("symbol")["close"].last()
+    adv = (tail.groupby("symbol")["volume"].mean().to_dict() if "volume" in tail
+           else dict.fromkeys(today["symbol"], float("nan")))
+    prev = hist[hist["date"] < ts].groupby("symbol")["close"].last().to_dict()
+    for symbol, ratio in (splits or {}).items():
+        if symbol in prev and ratio > 0:
+            prev[symbol] /= ratio
     return MarketSnapshot(day, today.set_index("symbol")["close"].to_dict(), vol.to_dict(),
-                          adv.to_dict(), prev.to_dict())
+                          adv, prev)
 
 
 def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int) -> pd.DataFrame:
@@ -167,6 +182,33 @@ def expire_day_orders(ledger: Ledger, broker: PaperBroker, day: dt.date) -> list
     return done
 
 
+def day_facts(ledger: Ledger, snap: MarketSnapshot, bars: pd.DataFrame,
+              champion_error: str | None, costs: CostModel) -> DayFacts:
+    """What the kill switches read beside the NAV history: how fresh the data are, whether
+    the champion loaded, and today's fills' slippage against the cost model's estimate."""
+    newest = bars.loc[bars["date"] <= pd.Timestamp(snap.day), "date"].max()
+    fills = ledger.fills(day=snap.day)
+    realized = sum(f.slippage for f in fills)
+    estimated = float(costs.slippages(
+        [abs(f.quantity) for f in fills], [f.price for f in fills],
+        [snap.daily_vol.get(f.symbol, np.nan) for f in fills],
+        [snap.adv.get(f.symbol, np.nan) for f in fills]).sum()) if fills else 0.0
+    return DayFacts(day=snap.day,
+                    last_data_day=None if pd.isna(newest) else pd.Timestamp(newest).date(),
+                    champion_error=champion_error,
+                    realized_slippage=realized if fills else None,
+                    estimated_slippage=estimated if fills else None)
+
+
+def charge_borrow(ledger: Ledger, costs: CostModel, day: dt.date, closes: dict[str, float],
+                  sessions_per_year: float) -> float:
+    """One session's borrow fee on the short book held at ``day``'s close, booked once."""
+    short_value = sum(-q * closes[s] for s, q in ledger.holdings(through=day).items()
+                      if q < 0 and s in closes)
+    return ledger.charge_borrow(day, costs.borrow_fee(short_value, sessions_per_year),
+                                short_value)
+
+
 def planning_holdings(ledger: Ledger, day: dt.date) -> dict[str, float]:
     """Positions through ``day`` plus every working order: what the day's plan starts from,
     so that a rerun whose plan the live orders already cover sends nothing."""
@@ -174,11 +216,13 @@ def planning_holdings(ledger: Ledger, day: dt.date) -> dict[str, float]:
 
 
 def plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: float,
-         snap: MarketSnapshot, params: Params, context: BookContext = NO_CONTEXT
-         ) -> list[OrderIntent]:
-    """The day's orders: the one book (``portfolio:`` in params) and the rebalance rules."""
+         snap: MarketSnapshot, params: Params, context: BookContext = NO_CONTEXT,
+         scale: float = 1.0, keep_fraction: float | None = None) -> RebalancePlan:
+    """The day's orders: the one book (``portfolio:`` in params) and the rebalance rules;
+    the kill switches' verdict scales the book down (``scale``) or, at the last velocity
+    tier, keeps only ``keep_fraction`` of every position whatever the model says."""
     return day_plan(day, scores, holdings, nav, snap.close, snap.daily_vol, snap.adv, params,
-                    context).orders
+                    context, scale=scale, keep_fraction=keep_fraction)
 
 
 def place(ledger: Ledger, broker: PaperBroker, intents: list[OrderIntent], snap: MarketSnapshot,
@@ -199,7 +243,9 @@ def place(ledger: Ledger, broker: PaperBroker, intents: list[OrderIntent], snap:
         intents, holdings=ledger.holdings(through=day), working=ledger.working_quantities(),
         nav=nav, prev_close=snap.prev_close, adv=snap.adv, limits=params.risk,
         known_ids={o.client_order_id for o in today}, trading_state=ledger.trading_state(),
-        placed_today=sum(o.approved for o in today))
+        placed_today=sum(o.approved for o in today),
+        typical_quantity=typical_quantities(ledger.approved_quantities(before=day),
+                                            params.risk.typical_order_count))
     last_refusal = {(o.symbol, o.intent): (o.side, o.quantity, o.reject_reason)
                     for o in sorted(today, key=lambda o: o.sequence)}
     rejected = [(o, why) for o, why in verdict.rejected
@@ -247,6 +293,16 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
     for _, r in pd.concat([ordered.head(5), ordered.tail(5)]).iterrows():
         why = ", ".join(f"{c['feature']} {c['shap']:+.4f}" for c in r["reasons"][:3])
         lines.append(f"| {r['symbol']} | {r['score']:+.4f} | {why} |")
+    if result.no_trade_reason or result.kill_switches or result.trading_state != ACTIVE:
+        lines += ["", "## Trading state", "", f"- state: {result.trading_state}"]
+        lines += [f"- kill switch: {why}" for why in result.kill_switches]
+        if result.no_trade_reason:
+            lines.append(f"- no orders today: {result.no_trade_reason}")
+    if result.quarantined:
+        lines += ["", "## Quarantined symbols (out of today's book; a held position is frozen)",
+                  ""]
+        lines += [f"- {symbol}: {'; '.join(reasons)}"
+                  for symbol, reasons in sorted(result.quarantined.items())]
     if result.corporate_actions:
         lines += ["", "## Corporate actions", ""]
         lines += [f"- {cause}" for cause in result.corporate_actions]
@@ -266,6 +322,8 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
                   for cid in result.orders_resent]
         lines += [f"- {cid}: cancelled — {why}" for cid, why in result.orders_cancelled]
         lines += [f"- {cid}: expired unfilled" for cid in result.orders_expired]
+    if result.risk:
+        lines += ["", risk_markdown(result.risk).rstrip()]
     nav = ledger.nav_history()
     if len(nav):
         lines += ["", "## NAV history", "", "| day | NAV | gross | net |", "|---|---:|---:|---:|"]

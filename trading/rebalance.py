@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -163,12 +163,25 @@ def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float],
 
 def day_plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: float,
              close: dict[str, float], daily_vol: dict[str, float], adv: dict[str, float],
-             params: Params, context: BookContext = NO_CONTEXT) -> RebalancePlan:
-    """One day's book (:func:`alphaline.trading.book.build_book`) and the rebalance to it."""
-    weights = pd.Series(build_book(scores, params, context).to_numpy(),
-                        index=scores["symbol"].to_numpy())
+             params: Params, context: BookContext = NO_CONTEXT, scale: float = 1.0,
+             keep_fraction: float | None = None) -> RebalancePlan:
+    """One day's book (:func:`alphaline.trading.book.build_book`) and the rebalance to it.
+
+    ``scale`` (the kill switches' velocity tier) multiplies the book; ``keep_fraction`` (the
+    last tier) replaces it with every current position × that fraction, no new names."""
+    if keep_fraction is not None:
+        current = {s: q * close[s] / nav for s, q in holdings.items()
+                   if q and s in close and nav > 0}
+        weights = pd.Series(current, dtype="float64") * keep_fraction
+    else:
+        weights = pd.Series(build_book(scores, params, context).to_numpy(),
+                            index=scores["symbol"].to_numpy()) * scale
+    rules = RebalanceRules.from_params(params)
+    if keep_fraction is not None or scale < 1.0:
+        # a risk reduction trades whatever its alpha: no band, no minimum resize
+        rules = replace(rules, band=False, min_trade_notional=0.0)
     return plan_rebalance(
         day, weights, holdings, nav, close,
         costs=CostModel.from_params(params.broker),
         daily_vol=daily_vol, adv=adv, scores=scores.set_index("symbol")["score"],
-        rules=RebalanceRules.from_params(params), limits=BookLimits.from_params(params))
+        rules=rules, limits=BookLimits.from_params(params))

@@ -307,6 +307,35 @@ class Ledger:
                 o.side, o.quantity, o.filled_quantity)
         return {s: q for s, q in out.items() if abs(q) > order_life.QUANTITY_EPS}
 
+    def fills(self, day: dt.date | None = None) -> list[Fill]:
+        with self.session() as s:
+            q = select(Fill).order_by(Fill.day, Fill.fill_id)
+            if day is not None:
+                q = q.where(Fill.day == day)
+            return list(s.scalars(q))
+
+    def approved_quantities(self, before: dt.date) -> pd.DataFrame:
+        """``symbol, quantity`` of every order the risk engine approved before ``day``, oldest
+        first: each name's typical order, the fat-finger check's yardstick."""
+        q = (select(Order.symbol, Order.quantity)
+             .where(Order.approved.is_(True), Order.trading_day < before)
+             .order_by(Order.trading_day, Order.client_order_id))
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(q).all(), columns=["symbol", "quantity"])
+
+    def charge_borrow(self, day: dt.date, fee: float, short_value: float) -> float:
+        """Book one session's borrow fee on the short book as a cash movement (kind
+        ``borrow``); a rerun of the day books nothing more. Returns the fee on the books."""
+        with self.session() as s, s.begin():
+            booked = s.scalar(select(CashMovement.amount).where(
+                CashMovement.day == day, CashMovement.kind == "borrow"))
+            if booked is not None:
+                return -float(booked)
+            if fee > 0:
+                s.add(CashMovement(day=day, amount=-fee, kind="borrow",
+                                   note=f"borrow fee on a short book of {short_value:,.2f}"))
+        return fee
+
     def last_sequences(self, day: dt.date) -> dict[tuple[str, str], int]:
         """The newest sequence used per (symbol, intent) on ``day``."""
         with self.session() as s:
