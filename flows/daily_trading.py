@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from alphaline.calendar import is_session, require_settled, sessions_per_year
+from alphaline.calendar import is_session, require_settled
 from alphaline.features import store as feast_store
 from alphaline.features.definitions import feature_names
 from alphaline.flows import parallel
@@ -20,21 +20,11 @@ from alphaline.pipelines import featurize, ingest
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
 from alphaline.trading import daily
-from alphaline.trading.book import BookContext, book_context
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.corporate_actions import actions_on, split_ratios
 from alphaline.trading.costs import CostModel
-from alphaline.trading.kill_switches import (
-    KillSwitchDecision,
-    apply_decision,
-    cancel_working,
-    evaluate_kill_switches,
-    headroom,
-)
 from alphaline.trading.ledger import Ledger, upgrade
-from alphaline.trading.marks import last_closes, suspected_delistings
-from alphaline.trading.risk_report import risk_report
-from alphaline.trading.states import HALTED
+from alphaline.trading.marks import suspected_delistings
 
 # features the book reads beside the model's own (served when the sets compute them)
 BOOK_FEATURES = ("garch_vol", "beta_60")
@@ -78,27 +68,16 @@ def champion_scores(project: Project, store, champion, symbols: list[str]
     return daily.score(model, vectors, project.params.model.explain_top), vectors
 
 
-@task(cache_policy=NO_CACHE)
-def settle(ledger: Ledger, broker: PaperBroker, snap: daily.MarketSnapshot
-           ) -> tuple[daily.OpeningResult, int, list[str], object]:
-    """Resolve what a crash or a halt left, fill the orders due at today's close, expire the
-    day orders that did not fill, mark the book."""
-    opening = daily.open_day(ledger, broker, snap.day)
-    fills = daily.fill_working_orders(ledger, broker, snap)
-    expired = daily.expire_day_orders(ledger, broker, snap.day)
-    return opening, fills, expired, ledger.mark_to_market(snap.day, snap.close)
-
-
 @task(cache_policy=NO_CACHE)  # no retries: a retry must not send an order twice
-def rebalance(project: Project, ledger: Ledger, broker: PaperBroker, scores: pd.DataFrame,
-              snap: daily.MarketSnapshot, nav: float, version: str, context: BookContext,
-              decision: KillSwitchDecision) -> daily.Placement:
-    """Plan against positions plus working orders (scaled by the kill switches' verdict),
-    then risk-check, record and send."""
-    planned = daily.plan(snap.day, scores, daily.planning_holdings(ledger, snap.day), nav, snap,
-                         project.params, context, scale=decision.scale,
-                         keep_fraction=decision.keep_fraction)
-    return daily.place(ledger, broker, planned.orders, snap, nav, project.params, version)
+def trade(project: Project, snap: daily.MarketSnapshot, bars: pd.DataFrame, actions: list,
+          scores: pd.DataFrame, version: str | None, vectors: pd.DataFrame | None,
+          champion_error: str | None) -> daily.LedgerDay:
+    """Settle, run the kill switches, rebalance and mark: the ledger side of the day."""
+    p = project.params
+    broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project))
+    return daily.run_ledger_day(Ledger(project.ledger_url), broker, p, snap, bars, actions,
+                                scores, version, vectors=vectors,
+                                champion_error=champion_error)
 
 
 def paper_journal(project: Project):
@@ -151,10 +130,7 @@ def trade_day(project: Project, day: dt.date) -> dict:
     actions = actions_on(bars, day)
     snap = daily.market_snapshot(bars, day, splits=split_ratios(actions))
 
-    ledger = Ledger(project.ledger_url)
-    ledger.ensure_initial_cash(day, p.broker.initial_cash)
-    broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project))
-    champion_error, version, signals = None, None, 0
+    champion_error, version = None, None
     scores = pd.DataFrame(columns=["symbol", "score", "reasons"])
     vectors = None
     try:
@@ -166,54 +142,30 @@ def trade_day(project: Project, day: dt.date) -> dict:
         version = champion[1]
         if snap.close:  # no bar today: nothing to score (the stale-data switch stops trading)
             scores, vectors = champion_scores(project, store, champion, sorted(snap.close))
-            signals = ledger.record_signals(day, scores, p.model.name, version)
-    # splits and dividends reach the book before anything reads holdings or cash
-    ledger.apply_corporate_actions(actions, p.data.source)
-    opening, fills, expired, nav_row = settle(ledger, broker, snap)
-
-    decision = evaluate_kill_switches(ledger.nav_history(), daily.day_facts(
-        ledger, snap, bars, champion_error, broker.costs), p.risk.kill_switches)
-    state = apply_decision(ledger, decision)
-    if state == HALTED:
-        cancelled = cancel_working(ledger, f"trading HALTED: {ledger.trading_state_event().reason}")
-        opening.cancelled.extend((cid, "trading HALTED") for cid in cancelled)
-    if decision.no_trade_reason or champion_error:
-        placed = daily.Placement()
-        logger.warning("%s: no orders today: %s", day, decision.no_trade_reason or champion_error)
-    else:
-        context = book_context(bars, day, p.portfolio.covariance_lookback, vectors)
-        placed = rebalance(project, ledger, broker, scores, snap, nav_row.nav, version, context,
-                           decision)
-    nav_row = ledger.mark_to_market(day, snap.close, last_closes(bars, day), p.data.calendar)
-    borrow = daily.charge_borrow(ledger, broker.costs, day, snap.close,
-                                 sessions_per_year(p.data.calendar))
+    done = trade(project, snap, bars, actions, scores, version, vectors, champion_error)
+    decision, placed, opening, nav_row = done.decision, done.placed, done.opening, done.nav
+    if decision.no_trade_reason:
+        logger.warning("%s: no orders today: %s", day, decision.no_trade_reason)
+    ledger = Ledger(project.ledger_url)
     stale = ledger.stale_marks(day)
     delisted = suspected_delistings(stale, p.trading.delisting_after_sessions)
     if stale:
         logger.warning("%s: %d held names marked at an earlier price; suspected delistings: %s",
                        day, len(stale), delisted or "none")
-    event = ledger.trading_state_event()
-    risk = risk_report(
-        ledger.holdings(through=day),
-        bars[bars["date"] <= pd.Timestamp(day)].pivot_table(
-            index="date", columns="symbol", values="close"),
-        nav_row.nav, p.risk.report,
-        state=None if event is None else {"state": event.state, "reason": event.reason,
-                                          "actor": event.actor, "since": str(event.at)},
-        headroom=headroom(ledger.nav_history(), p.risk.kill_switches), decision=decision)
+    risk = daily.day_risk(ledger, bars, day, nav_row.nav, p, decision)
 
     result = daily.DayResult(
-        day=day, model_version=version or "none", signals=signals, fills=fills,
+        day=day, model_version=version or "none", signals=done.signals, fills=done.fills,
         orders_submitted=placed.sent, orders_rejected=placed.rejected,
         orders_already_placed=placed.already, orders_resent=opening.resent,
-        orders_cancelled=opening.cancelled, orders_expired=expired, nav=nav_row.nav,
+        orders_cancelled=opening.cancelled, orders_expired=done.expired, nav=nav_row.nav,
         gross_exposure=nav_row.gross_exposure, net_exposure=nav_row.net_exposure,
         corporate_actions=[a.cause for a in ledger.adjustments(day)],
         stale_marks=[{"symbol": m.symbol, "price_day": str(m.price_day), "price": m.price,
                       "sessions": m.stale_sessions} for m in stale],
         suspected_delistings=delisted, quarantined=quarantined,
         trading_state=ledger.trading_state(), kill_switches=list(decision.reasons),
-        no_trade_reason=decision.no_trade_reason or champion_error, borrow_fee=borrow,
+        no_trade_reason=decision.no_trade_reason, borrow_fee=done.borrow_fee,
         risk=risk)
     report = project.reports_dir / "daily" / f"{day}.md"
     markdown = daily.report_markdown(result, scores, ledger)

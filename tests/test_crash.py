@@ -1,13 +1,12 @@
 """SIGKILL at random moments of three trading days, rerun to completion, and the ledger is the
 one an uninterrupted run writes; no client order id reaches the broker twice.
 
-The killed child runs the ledger side of the daily flow: the same calls, in the same order, as
-``flows/daily_trading.trade_day`` after scoring (``settle`` and ``rebalance`` are the flow's
-own task functions, called without Prefect). Bars and scores come from a real, uninterrupted
-Prefect run of the flow, whose ledger is the reference every interrupted run must equal. The
-child is forked from a server that imported everything once, so 50 kills take minutes, not
-the hour 50 Prefect starts would; it is killed by time (SIGKILL from the parent at a random
-offset within a whole run), with no hook in the code under test.
+The killed child runs the ledger side of the daily flow: the function the flow's ``trade`` task
+calls (``trading.daily.run_ledger_day``), without Prefect. Bars and scores come from a real,
+uninterrupted Prefect run of the flow, whose ledger is the reference every interrupted run
+must equal. The child is forked from a server that imported everything once, so 50 kills
+take minutes, not the hour 50 Prefect starts would; it is killed by time (SIGKILL from the
+parent at a random offset within a whole run), with no hook in the code under test.
 """
 
 from __future__ import annotations
@@ -42,44 +41,22 @@ def trading_days(project: Project, n: int) -> list[dt.date]:
 
 def run_days(root: str, ledger_url: str, journal: str, bars, days: list[dict],
              progress: str) -> None:
-    """The ledger side of ``trade_day`` for each day, in the flow's order (scores given)."""
-    from alphaline.calendar import sessions_per_year
-    from alphaline.flows.daily_trading import rebalance, settle
+    """The ledger side of ``trade_day`` for each day (scores given): the flow's own
+    ``run_ledger_day``, without Prefect."""
     from alphaline.trading import daily
-    from alphaline.trading.book import book_context
     from alphaline.trading.brokers.paper import PaperBroker
     from alphaline.trading.costs import CostModel
-    from alphaline.trading.kill_switches import (
-        apply_decision,
-        cancel_working,
-        evaluate_kill_switches,
-    )
-    from alphaline.trading.marks import last_closes
-    from alphaline.trading.states import HALTED
 
     project = Project.load(root)
     p = project.params
     with open(progress, "a", buffering=1) as log:
         for d in days:
-            day, snap, scores, version = d["day"], d["snap"], d["scores"], d["version"]
+            day = d["day"]
             log.write(f"start {day}\n")
             ledger = Ledger(ledger_url)
-            ledger.ensure_initial_cash(day, p.broker.initial_cash)
             broker = PaperBroker(CostModel.from_params(p.broker), journal=Path(journal))
-            ledger.record_signals(day, scores, p.model.name, version)
-            ledger.apply_corporate_actions(d["actions"], p.data.source)
-            _, _, _, nav_row = settle.fn(ledger, broker, snap)
-            decision = evaluate_kill_switches(ledger.nav_history(), daily.day_facts(
-                ledger, snap, bars, None, broker.costs), p.risk.kill_switches)
-            if apply_decision(ledger, decision) == HALTED:
-                cancel_working(ledger, f"trading HALTED: {ledger.trading_state_event().reason}")
-            if not decision.no_trade_reason:
-                context = book_context(bars, day, p.portfolio.covariance_lookback, None)
-                rebalance.fn(project, ledger, broker, scores, snap, nav_row.nav, version,
-                             context, decision)
-            ledger.mark_to_market(day, snap.close, last_closes(bars, day), p.data.calendar)
-            daily.charge_borrow(ledger, broker.costs, day, snap.close,
-                                sessions_per_year(p.data.calendar))
+            daily.run_ledger_day(ledger, broker, p, d["snap"], bars, d["actions"], d["scores"],
+                                 d["version"])
             ledger.engine.dispose()
             log.write(f"done {day}\n")
 

@@ -93,8 +93,11 @@ def test_the_day_report_carries_the_risk_section_and_reaches_the_prefect_ui(trad
 
 def test_a_champion_that_cannot_be_loaded_stops_trading_with_its_reason(trained_project,
                                                                           tmp_path):
+    from alphaline.models.registry import CHAMPION, Registry
+
     project = copy_project(trained_project, tmp_path / "p")
-    shutil.rmtree(project.mlflow_artifacts)  # the model files are gone
+    Registry.for_project(project).client.delete_registered_model_alias(
+        project.params.model.name, CHAMPION)  # rolled back to nothing, say
     out = daily_trading(day=trading_days(project, 1)[0], root=str(project.root))
     assert out["orders_submitted"] == [] and out["orders_rejected"] == []
     assert "champion" in out["no_trade_reason"].lower()

@@ -217,20 +217,26 @@ def test_two_daily_runs_started_together_exactly_one_trades(trained_project, tmp
     end = project.params.data.end
     day = sessions(project.params.data.calendar, end + dt.timedelta(days=1),
                    end + dt.timedelta(days=10))[0].date()
-    barrier = threading.Barrier(2)
+    engine = open_ledger(project.ledger_url).engine
     outcomes: list[object] = [None, None]
 
     def run(i: int) -> None:
-        barrier.wait()
         try:
             outcomes[i] = daily_trading(day=day, root=str(project.root))
         except Exception as exc:  # the test inspects what each run ended with
             outcomes[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
+    first = threading.Thread(target=run, args=(0,))
+    first.start()
+    # the second run starts while the first is inside its day (holding the lock): the
+    # overlap two schedulers firing together produce, without depending on thread timing
+    deadline = time.monotonic() + 300
+    while locks.current_holder(engine) is None and first.is_alive():
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.05)
+    second = threading.Thread(target=run, args=(1,))
+    second.start()
+    for t in (first, second):
         t.join(timeout=600)
     traded = [o for o in outcomes if isinstance(o, dict)]
     refused = [o for o in outcomes if isinstance(o, LockHeld)]

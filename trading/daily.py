@@ -14,19 +14,27 @@ import numpy as np
 import pandas as pd
 
 import alphaline.trading.orders as order_life
-from alphaline.calendar import sessions
+from alphaline.calendar import sessions, sessions_per_year
 from alphaline.config import Params
 from alphaline.models.explain import top_contributions
 from alphaline.models.signal import SignalModel
-from alphaline.trading.book import NO_CONTEXT, BookContext
+from alphaline.trading.book import NO_CONTEXT, BookContext, book_context
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
-from alphaline.trading.kill_switches import DayFacts
+from alphaline.trading.kill_switches import (
+    DayFacts,
+    KillSwitchDecision,
+    apply_decision,
+    evaluate_kill_switches,
+    headroom,
+)
 from alphaline.trading.ledger import Ledger
+from alphaline.trading.ledger.models import DailyNav
+from alphaline.trading.marks import last_closes
 from alphaline.trading.portfolio import OrderIntent
 from alphaline.trading.rebalance import RebalancePlan, day_plan
 from alphaline.trading.risk_engine import Approved, check_orders, typical_quantities
-from alphaline.trading.risk_report import risk_markdown
+from alphaline.trading.risk_report import risk_markdown, risk_report
 from alphaline.trading.states import ACTIVE, HALTED
 
 
@@ -335,3 +343,76 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
 
 def result_json(result: DayResult) -> str:
     return json.dumps(result.__dict__, default=str, indent=2)
+
+
+def settle_day(ledger: Ledger, broker: PaperBroker, snap: MarketSnapshot, calendar: str
+               ) -> tuple[OpeningResult, int, list[str], DailyNav]:
+    """Resolve what a crash or a halt left, fill the orders due at today's close, expire the
+    day orders that did not fill, mark the book."""
+    opening = open_day(ledger, broker, snap.day)
+    fills = fill_working_orders(ledger, broker, snap)
+    expired = expire_day_orders(ledger, broker, snap.day)
+    return opening, fills, expired, ledger.mark_to_market(snap.day, snap.close,
+                                                          calendar=calendar)
+
+
+@dataclass
+class LedgerDay:
+    """What the ledger side of a day did (:func:`run_ledger_day`)."""
+
+    signals: int
+    opening: OpeningResult
+    fills: int
+    expired: list[str]
+    decision: KillSwitchDecision
+    placed: Placement
+    nav: DailyNav
+    borrow_fee: float
+
+
+def run_ledger_day(ledger: Ledger, broker: PaperBroker, params: Params, snap: MarketSnapshot,
+                   bars: pd.DataFrame, actions: list, scores: pd.DataFrame,
+                   version: str | None, *, vectors: pd.DataFrame | None = None,
+                   champion_error: str | None = None) -> LedgerDay:
+    """The ledger side of a day, in its one order: signals → corporate actions → settle →
+    kill switches → (cancel when HALTED) → rebalance → mark → borrow fee.
+
+    Every step is idempotent, so a run killed anywhere and run again ends where an
+    uninterrupted run ends. ``version`` None (no champion): nothing is recorded or planned.
+    """
+    p = params
+    day = snap.day
+    ledger.ensure_initial_cash(day, p.broker.initial_cash)
+    signals = (ledger.record_signals(day, scores, p.model.name, version)
+               if version is not None and len(scores) else 0)
+    # splits and dividends reach the book before anything reads holdings or cash
+    ledger.apply_corporate_actions(actions, p.data.source)
+    opening, fills, expired, nav = settle_day(ledger, broker, snap, p.data.calendar)
+    decision = evaluate_kill_switches(ledger.nav_history(), day_facts(
+        ledger, snap, bars, champion_error, broker.costs), p.risk.kill_switches)
+    if apply_decision(ledger, decision) == HALTED:
+        cause = f"trading HALTED: {ledger.trading_state_event().reason}"
+        opening.cancelled.extend(cancel_live(ledger, broker, cause))
+    placed = Placement()
+    if version is not None and not decision.no_trade_reason:
+        context = book_context(bars, day, p.portfolio.covariance_lookback, vectors)
+        planned = plan(day, scores, planning_holdings(ledger, day), nav.nav, snap, p, context,
+                       scale=decision.scale, keep_fraction=decision.keep_fraction)
+        placed = place(ledger, broker, planned.orders, snap, nav.nav, p, version)
+    nav = ledger.mark_to_market(day, snap.close, last_closes(bars, day), p.data.calendar)
+    borrow = charge_borrow(ledger, broker.costs, day, snap.close,
+                           sessions_per_year(p.data.calendar))
+    return LedgerDay(signals, opening, fills, expired, decision, placed, nav, borrow)
+
+
+def day_risk(ledger: Ledger, bars: pd.DataFrame, day: dt.date, nav: float, params: Params,
+             decision: KillSwitchDecision) -> dict:
+    """The report's risk section for the book held at ``day``'s close."""
+    event = ledger.trading_state_event()
+    closes = bars[bars["date"] <= pd.Timestamp(day)].pivot_table(
+        index="date", columns="symbol", values="close")
+    return risk_report(
+        ledger.holdings(through=day), closes, nav, params.risk.report,
+        state=None if event is None else {"state": event.state, "reason": event.reason,
+                                          "actor": event.actor, "since": str(event.at)},
+        headroom=headroom(ledger.nav_history(), params.risk.kill_switches), decision=decision)
