@@ -203,7 +203,7 @@ def train_tft(root: RootOpt = None) -> None:
 @app.command()
 @command
 def evaluate(root: RootOpt = None) -> None:
-    """Gate the challenger: absolute bars, then the champion on the same folds."""
+    """Gate the challenger: absolute limits, then the champion on the same CPCV paths."""
     from alphaline.pipelines.evaluate import run_evaluate
 
     project = _project(root)

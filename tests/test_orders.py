@@ -301,3 +301,17 @@ def test_halted_cancels_working_orders_and_sends_nothing(ledger, broker):
     after = place_day(ledger, broker, {"A": 0.05, "B": -0.05}, day=D2)
     assert after.sent == [] and all("HALTED" in why for _, why in after.rejected)
     assert broker.submissions() == placed.sent  # nothing new reached the broker
+
+
+def test_a_split_cancels_orders_decided_in_pre_split_shares(ledger, broker):
+    a, v = new_order(ledger, intent("A"))
+    b, vb = new_order(ledger, intent("B"))
+    daily.send(ledger, broker, v.approved + vb.approved)
+    cancelled = daily.cancel_for_splits(ledger, broker, D2, {"A": 2.0})
+    assert [cid for cid, _ in cancelled] == [a] and "split 2:1" in cancelled[0][1]
+    statuses = {o.client_order_id: o.status for o in ledger.orders()}
+    assert statuses == {a: life.CANCELLED, b: life.SUBMITTED}
+    journal = [json.loads(line) for line in broker.journal.read_text().splitlines()]
+    assert [e["id"] for e in journal if e["event"] == "cancel"] == [a]
+    # and nothing fills it at the post-split close
+    assert daily.fill_working_orders(ledger, broker, snap(D2)) == 1

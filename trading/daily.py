@@ -20,6 +20,7 @@ from alphaline.models.explain import top_contributions
 from alphaline.models.signal import SignalModel
 from alphaline.trading.book import NO_CONTEXT, BookContext, book_context
 from alphaline.trading.brokers.paper import PaperBroker
+from alphaline.trading.corporate_actions import split_ratios
 from alphaline.trading.costs import CostModel
 from alphaline.trading.kill_switches import (
     DayFacts,
@@ -163,6 +164,20 @@ def cancel_live(ledger: Ledger, broker: PaperBroker, cause: str) -> list[tuple[s
         broker.cancel([o.client_order_id])
         ledger.transition(o.client_order_id, order_life.CANCELLED, cause)
         done.append((o.client_order_id, cause))
+    return done
+
+
+def cancel_for_splits(ledger: Ledger, broker: PaperBroker, day: dt.date,
+                      ratios: dict[str, float]) -> list[tuple[str, str]]:
+    """Orders decided before a split's ex-date are in pre-split shares: cancel them (the
+    day's plan re-decides in post-split shares) rather than fill them at the wrong size."""
+    done = []
+    for o in ledger.orders(status=order_life.LIVE):
+        if o.symbol in ratios and o.trading_day < day:
+            cause = f"{o.symbol} split {ratios[o.symbol]:g}:1 before it could fill: re-planned"
+            broker.cancel([o.client_order_id])
+            ledger.transition(o.client_order_id, order_life.CANCELLED, cause)
+            done.append((o.client_order_id, cause))
     return done
 
 
@@ -387,7 +402,9 @@ def run_ledger_day(ledger: Ledger, broker: PaperBroker, params: Params, snap: Ma
                if version is not None and len(scores) else 0)
     # splits and dividends reach the book before anything reads holdings or cash
     ledger.apply_corporate_actions(actions, p.data.source)
+    split_cancels = cancel_for_splits(ledger, broker, day, split_ratios(actions))
     opening, fills, expired, nav = settle_day(ledger, broker, snap, p.data.calendar)
+    opening.cancelled.extend(split_cancels)
     decision = evaluate_kill_switches(ledger.nav_history(), day_facts(
         ledger, snap, bars, champion_error, broker.costs), p.risk.kill_switches)
     if apply_decision(ledger, decision) == HALTED:
