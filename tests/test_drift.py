@@ -13,7 +13,7 @@ from alphaline.project import Project
 
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():
     rng = np.random.default_rng(0)
-    ref = reference_bins(rng.normal(0, 1, 20_000))
+    ref = reference_bins(rng.normal(0, 1, 20_000), 10)
     assert psi(ref, rng.normal(0, 1, 5_000)) < 0.02
     assert psi(ref, rng.normal(1.0, 1, 5_000)) > 0.25
     assert psi(ref, rng.normal(0, 2.5, 5_000)) > 0.25
@@ -25,7 +25,7 @@ def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift():
 
 def test_reference_needs_values():
     with pytest.raises(ValueError, match="no finite values"):
-        reference_bins([np.nan, np.inf])
+        reference_bins([np.nan, np.inf], 10)
 
 
 def test_drift_check_measures_against_the_champion_reference(trained_project, tmp_path):
