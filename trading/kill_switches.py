@@ -198,12 +198,6 @@ def apply_decision(ledger, decision: KillSwitchDecision, current: str | None = N
     return state
 
 
-def reduce_book(weights: pd.Series, keep_fraction: float) -> pd.Series:
-    """The last velocity tier's book: every current weight × ``keep_fraction`` (no new
-    names), so each position is partly sold whatever the model says."""
-    return weights * keep_fraction
-
-
 def cancel_working(ledger, cause: str) -> list[str]:
     """Cancel every working order (what HALTED does), each with its event; returns ids.
 
