@@ -159,3 +159,23 @@ def test_one_cross_section_and_a_panel_date_get_the_same_sides():
         alone = quantile_sides(s, 0.2)
         grouped = quantile_sides(s, 0.2, np.zeros(n))
         assert alone.tolist() == grouped.tolist()
+
+
+def test_the_kill_switches_verdict_shrinks_the_days_plan():
+    from alphaline.trading.rebalance import day_plan
+
+    names = [f"S{i}" for i in range(20)]
+    scores = pd.DataFrame({"symbol": names, "score": np.arange(20, dtype=float)})
+    close = dict.fromkeys(names, 50.0)
+    vol, adv = dict.fromkeys(names, 0.02), dict.fromkeys(names, 1e7)
+    nav = 1_000_000.0
+    full = day_plan(DAY, scores, {}, nav, close, vol, adv, PARAMS)
+    half = day_plan(DAY, scores, {}, nav, close, vol, adv, PARAMS, scale=0.5)
+    size = {o.symbol: o.quantity for o in full.orders}
+    assert size and {o.symbol: o.quantity for o in half.orders} == pytest.approx(
+        {s: q / 2 for s, q in size.items()}, abs=1.0)
+    # the last tier keeps a quarter of every position, whatever the scores, and adds nothing
+    held = {"S0": -400.0, "S19": 400.0, "S7": 200.0}
+    crash = day_plan(DAY, scores, held, nav, close, vol, adv, PARAMS, keep_fraction=0.25)
+    assert {o.symbol: (o.side, o.quantity) for o in crash.orders} == {
+        "S0": ("BUY", 300.0), "S19": ("SELL", 300.0), "S7": ("SELL", 150.0)}
