@@ -1,0 +1,1 @@
+"""Reports people look at: self-contained HTML pages of backtests, walk-forwards and days."""
