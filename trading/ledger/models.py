@@ -70,6 +70,10 @@ class Order(Base):
     expires_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     approved: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     filled_quantity: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    # how the broker works it (trading/execution.py::execution_style): MOC | TWAP | VWAP | AC
+    execution_style: Mapped[str] = mapped_column(String(8), nullable=False, default="MOC")
+    # the cost model's half spread + impact at the decision (arrival price, that day's σ, ADV)
+    estimated_slippage: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now,
                                                     nullable=False)
@@ -156,6 +160,34 @@ class Fill(Base):
     price: Mapped[float] = mapped_column(Float, nullable=False)
     commission: Mapped[float] = mapped_column(Float, nullable=False)
     slippage: Mapped[float] = mapped_column(Float, nullable=False)  # half-spread + impact, $
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
+
+
+class Tca(Base):
+    """Transaction-cost analysis of one order's fills (trading/tca.py), in dollars, positive
+    a cost: ``shortfall`` (implementation shortfall against the arrival price, the decision
+    close) = ``delay + drift + spread + impact + fees``."""
+
+    __tablename__ = "tca"
+    client_order_id: Mapped[str] = mapped_column(ForeignKey("orders.client_order_id"),
+                                                 primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, nullable=False, index=True)  # filled on
+    trading_day: Mapped[dt.date] = mapped_column(Date, nullable=False)  # decided on
+    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    side: Mapped[str] = mapped_column(String(4), nullable=False)
+    style: Mapped[str] = mapped_column(String(8), nullable=False)
+    shares: Mapped[float] = mapped_column(Float, nullable=False)  # signed, filled
+    arrival_price: Mapped[float] = mapped_column(Float, nullable=False)
+    start_price: Mapped[float] = mapped_column(Float, nullable=False)  # when execution began
+    average_fill: Mapped[float] = mapped_column(Float, nullable=False)
+    delay: Mapped[float] = mapped_column(Float, nullable=False)
+    drift: Mapped[float] = mapped_column(Float, nullable=False)
+    spread: Mapped[float] = mapped_column(Float, nullable=False)
+    impact: Mapped[float] = mapped_column(Float, nullable=False)
+    fees: Mapped[float] = mapped_column(Float, nullable=False)
+    shortfall: Mapped[float] = mapped_column(Float, nullable=False)
+    estimated_slippage: Mapped[float] = mapped_column(Float, nullable=False)
+    slippage_vs_estimate: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)
 
 
