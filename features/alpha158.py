@@ -7,6 +7,18 @@ so early rows use the days available; ``Corr`` is NaN where either side's rollin
 ~0; ``IdxMax``/``IdxMin`` are 1-based positions in the window; ``Slope``, ``Rsquare`` and
 ``Resi`` are least squares on the window's positions.
 
+The edges, as Qlib stores and computes them (checked against Qlib's own output in
+``tests/test_alpha158_qlib.py``):
+
+- a symbol's series starts at its first bar (its listing): sessions before it are not in
+  any window, so early windows are short;
+- a session a listed symbol did not trade (a halt) is a NaN inside its windows: means and
+  sums skip it, ``Ref`` that reaches it is NaN, ``IdxMax``/``IdxMin`` land on it (numpy's
+  ``argmax`` of a window holding a NaN is the NaN's position), and ``$close > Ref($close,
+  1)`` is false there (a comparison with NaN), so ``CNTP``/``CNTN`` count it as a 0;
+- ±inf is missing, as in pandas' rolling: ``log(volume / Ref(volume, 1) + 1)`` the day
+  after a zero-volume day leaves ``CORD`` windows, it does not poison them.
+
 Deliberate difference: our bars carry no VWAP, so ``VWAP0`` uses the typical price
 ``(high + low + close) / 3`` in its place.
 
@@ -98,6 +110,13 @@ Arr = np.ndarray
 _CHUNK = 32  # symbols per block where windows are materialized (bounds memory)
 
 
+def _finite(frame: Wide) -> Arr:
+    """(symbols x sessions) float64, contiguous along time, ±inf as NaN (missing)."""
+    x = np.ascontiguousarray(frame.to_numpy(dtype="float64").T)
+    x[np.isinf(x)] = np.nan
+    return x
+
+
 def _shift(x: Arr, k: int) -> Arr:
     out = np.full_like(x, np.nan)
     out[:, k:] = x[:, : x.shape[1] - k]
@@ -121,21 +140,31 @@ def _padded_chunks(x: Arr, d: int, fill: float):
         yield rows, np.array(sliding_window_view(padded[rows], d, axis=1))
 
 
-def _idx(x: Arr, d: int, largest: bool) -> Arr:
-    """Qlib IdxMax/IdxMin: 1-based position of the first extreme in the (short) window."""
-    fill = -np.inf if largest else np.inf
-    available = np.minimum(np.arange(1, x.shape[1] + 1), d)[None, :]
+def _idx(x: Arr, d: int, largest: bool, listed: Arr) -> Arr:
+    """Qlib IdxMax/IdxMin: 1-based position of the first extreme in the window.
+
+    The window starts at the later of ``t - d + 1`` and the listing (``listed``: the row's
+    first session); a missing value in it is where numpy's ``argmax``/``argmin`` stop (a
+    NaN beats every number), and a window with no value at all is NaN.
+    """
+    missing = ~np.isfinite(x)
+    marker, pad = (np.inf, -np.inf) if largest else (-np.inf, np.inf)
+    before = np.arange(x.shape[1])[None, :] < listed[:, None]
+    values = np.where(missing, marker, x)
+    values[before] = pad  # never chosen: every listed row has itself in its window
+    available = np.clip(np.arange(x.shape[1])[None, :] - listed[:, None] + 1, 1, d)
     pos = np.empty(x.shape)
-    for rows, win in _padded_chunks(np.where(np.isnan(x), fill, x), d, fill):
+    for rows, win in _padded_chunks(values, d, pad):
         first = win.argmax(axis=2) if largest else win.argmin(axis=2)
-        pos[rows] = first + 1 - (d - available)
-    pos[np.isnan(x)] = np.nan
+        pos[rows] = first + 1 - (d - available[rows])
+    pos[(window_count(~missing, d) == 0) | before] = np.nan
     return pos
 
 
 def _sorted_window_stats(x: Arr, d: int, qs: tuple[float, ...]) -> tuple[list[Arr], Arr]:
     """Rolling quantiles (linear interpolation, as pandas) and the percentile rank of the
     last value (pandas ``rank(pct=True)``, average ties), from one sort per window."""
+    x = np.where(np.isfinite(x), x, np.nan)
     quantiles = [np.full(x.shape, np.nan) for _ in qs]
     rank = np.full(x.shape, np.nan)
     for rows, win in _padded_chunks(x, d, np.nan):
@@ -162,7 +191,7 @@ def _regression(y: Arr, d: int) -> tuple[Arr, Arr, Arr]:
     Time is measured from each window's last row (``x = t - last``), so the fitted value
     at the last row is the intercept.
     """
-    valid = ~np.isnan(y)
+    valid = np.isfinite(y)
     rows = np.arange(y.shape[1], dtype="float64")[None, :]
     yc = np.where(valid, y - first_value(y), 0.0)
     t = np.where(valid, rows, 0.0)
@@ -184,8 +213,9 @@ def _regression(y: Arr, d: int) -> tuple[Arr, Arr, Arr]:
 
 
 def _corr(a: Arr, b: Arr, d: int) -> Arr:
-    """Rolling correlation over pairwise-complete rows; NaN where either std is ~0 (Qlib)."""
-    na, nb = np.isnan(a), np.isnan(b)
+    """Rolling correlation over pairwise-complete finite rows; NaN where either side's own
+    rolling std is ~0 (Qlib)."""
+    na, nb = ~np.isfinite(a), ~np.isfinite(b)
     same = np.array_equal(na, nb)
     both = ~na & ~nb
     ma = Moments(a if same else np.where(both, a, np.nan), d)
@@ -236,7 +266,8 @@ def _rolling_features(d: int, x: dict[str, Arr]) -> dict[str, Arr]:
         put("QTLD", qtld / c)
         put("RANK", rank)
         del qtlu, qtld, rank
-        imax, imin = _idx(h, d, largest=True), _idx(lo, d, largest=False)
+        imax = _idx(h, d, largest=True, listed=x["listed"])
+        imin = _idx(lo, d, largest=False, listed=x["listed"])
         put("IMAX", imax / d)
         put("IMIN", imin / d)
         put("IMXD", (imax - imin) / d)
@@ -272,8 +303,10 @@ def alpha158(panel: dict[str, Wide], n_threads: int = 2, wanted: set[str] | None
     The five windows run on ``n_threads`` threads: the array work releases the GIL.
     """
     index, columns = panel["close"].index, panel["close"].columns
-    o, h, lo, c, v = (np.ascontiguousarray(panel[k].to_numpy(dtype="float64").T)
-                      for k in ("open", "high", "low", "close", "volume"))
+    o, h, lo, c, v = (_finite(panel[k]) for k in ("open", "high", "low", "close", "volume"))
+    traded = np.isfinite(o) | np.isfinite(h) | np.isfinite(lo) | np.isfinite(c) | np.isfinite(v)
+    listed = np.where(traded.any(axis=1), traded.argmax(axis=1), traded.shape[1])
+    before = np.arange(traded.shape[1])[None, :] < listed[:, None]
 
     def wide(values: Arr) -> Wide:
         return pd.DataFrame(values.T, index=index, columns=columns)
@@ -293,7 +326,10 @@ def alpha158(panel: dict[str, Wide], n_threads: int = 2, wanted: set[str] | None
         prev_c, prev_v = _shift(c, 1), _shift(v, 1)
         inputs = {
             "c": c, "h": h, "lo": lo, "v": v,
-            "up": (c > prev_c).astype("float64"), "down": (c < prev_c).astype("float64"),
+            # a comparison with a NaN (a halt) is a 0; before the listing there is no row
+            "up": np.where(before, np.nan, c > prev_c),
+            "down": np.where(before, np.nan, c < prev_c),
+            "listed": listed,
             "gain": np.maximum(c - prev_c, 0), "loss": np.maximum(prev_c - c, 0),
             "move": np.abs(c - prev_c),
             "vgain": np.maximum(v - prev_v, 0), "vloss": np.maximum(prev_v - v, 0),

@@ -3,6 +3,10 @@
 Slow on purpose: it is the oracle the fast ``features.alpha158`` is checked against in
 tests, and the straightforward pandas groupby-rolling baseline in ``benches/features.py``.
 Each helper is one Qlib operator with Qlib's semantics.
+
+Windows count exchange sessions, as Qlib's storage lays a symbol out: each symbol's series
+runs over every session (every date in ``bars``) from its first bar to its last, with a NaN
+row where it did not trade (a halt). Values are returned for the rows of ``bars`` only.
 """
 
 from __future__ import annotations
@@ -136,8 +140,15 @@ def one_symbol(bars: pd.DataFrame) -> pd.DataFrame:
 
 
 def alpha158_reference(bars: pd.DataFrame) -> pd.DataFrame:
-    """Long bars → long Alpha158 (symbol, date, 158 columns), groupby over symbols."""
+    """Long bars → long Alpha158 (symbol, date, 158 columns), one symbol at a time over
+    the sessions from its first bar to its last."""
     bars = bars.sort_values(["symbol", "date"], ignore_index=True)
-    feats = bars.groupby("symbol", group_keys=False)[["open", "high", "low", "close",
-                                                      "volume"]].apply(one_symbol)
-    return pd.concat([bars[["symbol", "date"]], feats], axis=1)
+    sessions = pd.DatetimeIndex(np.sort(bars["date"].unique()))
+    fields = ["open", "high", "low", "close", "volume"]
+    parts = []
+    for _, rows in bars.groupby("symbol", sort=False):
+        dates = pd.DatetimeIndex(rows["date"])
+        span = sessions[(sessions >= dates[0]) & (sessions <= dates[-1])]
+        series = rows.set_index("date")[fields].reindex(span)
+        parts.append(one_symbol(series).loc[dates].set_axis(rows.index))
+    return pd.concat([bars[["symbol", "date"]], pd.concat(parts)], axis=1)

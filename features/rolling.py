@@ -1,7 +1,9 @@
 """Rolling-window kernels on (symbols × sessions) arrays, time along axis 1.
 
 They keep pandas' ``rolling(d, min_periods=1)`` semantics (NaNs skipped, early rows use
-the days they have) at the cost of one cumulative sum per quantity.
+the days they have) at the cost of one cumulative sum per quantity. Like pandas, they treat
+±inf as missing: one infinite input (a ratio over a zero volume) inside a cumulative sum
+would otherwise turn every later window of its row into NaN.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Moments:
     so sums of squares keep their precision."""
 
     def __init__(self, x: Arr, d: int):
-        valid = ~np.isnan(x)
+        valid = np.isfinite(x)
         self.centre = first_value(x)
         xc = np.where(valid, x - self.centre, 0.0)
         self.valid, self.xc, self.d = valid, xc, d
