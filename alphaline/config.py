@@ -66,6 +66,7 @@ class SyntheticParams(_Section):
     seed: Annotated[int, Field(ge=0)]
     mode: Literal["alpha", "noise"]
     alpha_strength: Annotated[float, Field(ge=0, le=0.5)]
+    alpha_until: dt.date | None  # a regime change: the planted alpha is off after this day
 
 
 class DataParams(_Section):
@@ -375,10 +376,32 @@ class BrokerParams(_Section):
     lot_size: Annotated[int, Field(ge=1, le=10000)]
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class DecayParams(_Section):
+    # CUSUM alarm level in log-likelihood units: false alarms about once per e^threshold
+    # sessions; detection delay about threshold / ((1 - decayed_fraction)² × ICIR² / 2).
+    threshold: Annotated[float, Field(gt=0, le=50)]
+    decayed_fraction: Annotated[float, Field(ge=0, lt=1)]
+
+
 class DriftParams(_Section):
     psi_threshold: Annotated[float, Field(gt=0, le=10)]
     lookback_days: Annotated[int, Field(ge=5, le=250)]
     bins: Annotated[int, Field(ge=2, le=100)]
+    ks_fdr: Annotated[float, Field(gt=0, le=0.5)]
+    min_feature_share: Fraction
+    cooldown_sessions: Annotated[int, Field(ge=0, le=250)]
+    decay: DecayParams
+
+
+class AlertParams(_Section):
+    """Where alerts go: a saved Prefect notification block, or a webhook whose URL (a secret:
+    webhook URLs carry tokens) is read from the named environment variable."""
+
+    block: str | None
+    webhook_url_env: EnvName | None
 
 
 class ScheduleParams(_Section):
@@ -396,9 +419,6 @@ class TradingParams(_Section):
     # Sessions a held name may go without a bar (marked stale at its last price) before it is
     # reported as a suspected delisting.
     delisting_after_sessions: Annotated[int, Field(ge=1, le=250)]
-
-
-EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class StorageParams(_Section):
@@ -467,6 +487,7 @@ class Params(_Section):
     risk: RiskParams
     broker: BrokerParams
     drift: DriftParams
+    alerts: AlertParams
     schedule: ScheduleParams
     trading: TradingParams
     storage: StorageParams

@@ -130,10 +130,10 @@ class SyntheticSource:
     name = "synthetic"
 
     def __init__(self, n_symbols: int, seed: int, alpha_strength: float, mode: str, calendar: str,
-                 history_start: dt.date):
+                 history_start: dt.date, alpha_until: dt.date | None = None):
         self.n_symbols, self.seed = n_symbols, seed
         self.alpha_strength, self.mode, self.calendar = alpha_strength, mode, calendar
-        self.history_start = history_start
+        self.history_start, self.alpha_until = history_start, alpha_until
 
     def load(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         # Generate from the fixed history start so every window is a slice of one market.
@@ -143,7 +143,8 @@ class SyntheticSource:
 
     def market(self, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
         return generate_market(self.n_symbols, self.history_start, end, self.seed,
-                               self.alpha_strength, self.mode, self.calendar)
+                               self.alpha_strength, self.mode, self.calendar,
+                               alpha_until=self.alpha_until)
 
 
 class FilesSource:
@@ -274,7 +275,7 @@ def make_source(params: Params, root: Path) -> BarSource:
     if data.source == "synthetic":
         syn = data.synthetic
         return SyntheticSource(syn.n_symbols, syn.seed, syn.alpha_strength, syn.mode,
-                               data.calendar, data.start)
+                               data.calendar, data.start, syn.alpha_until)
     if data.source == "files":
         path = Path(data.files.path)
         return FilesSource(path if path.is_absolute() else root / path)

@@ -14,7 +14,8 @@ Each symbol's daily log return is
   day's log return at ±0.4, so no bar looks like an unrecorded split;
 - ``k`` is ``alpha_strength``; the signal moves the return of day ``t + 2``, which is the
   return a decision at the close of ``t`` earns when it trades at the close of ``t + 1``
-  (the default label with ``h = 1``). In ``noise`` mode ``k = 0``.
+  (the default label with ``h = 1``). In ``noise`` mode ``k = 0``, and after ``alpha_until``
+  (a planted regime change) too: the signal is still computed, it just no longer pays.
 
 Every component draws from its own random stream spawned from the seed, so a longer
 history has the same prefix: the daily flow can ask for one more day and get the same past.
@@ -55,11 +56,15 @@ def generate_market(
     alpha_strength: float = 0.1,
     mode: str = "alpha",
     calendar: str = "XNYS",
+    alpha_until: dt.date | str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(bars, signal)``: OHLCV bars and the planted signal known at each close."""
     dates = sessions(calendar, start, end)
     t_len, n = len(dates), n_symbols
-    k = 0.0 if mode == "noise" else float(alpha_strength)
+    k_on = 0.0 if mode == "noise" else float(alpha_strength)
+    k_by_day = np.full(t_len, k_on)
+    if alpha_until is not None:
+        k_by_day[dates > pd.Timestamp(alpha_until)] = 0.0
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     rng_static, rng_mkt, rng_idio, rng_vol, rng_bar, rng_price = streams
 
@@ -91,6 +96,7 @@ def generate_market(
         m = np.sqrt(var_m) * mkt_shock[s]
         planted = signal[s - 2] if s >= 2 and np.isfinite(signal[s - 2]).all() else np.zeros(n)
         noise = np.sqrt(var_i) * idio_shock[s]
+        k = k_by_day[s]
         eps = k * np.sqrt(var_i) * planted + np.sqrt(1.0 - k**2) * noise
         log_ret[s] = np.clip(beta * m + eps, -_MAX_LOG_RET, _MAX_LOG_RET)
         # Volatility follows the noise alone, so the signal cannot feed back into it.
