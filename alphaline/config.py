@@ -365,6 +365,27 @@ class RiskParams(_Section):
         return self
 
 
+class ExecutionParams(_Section):
+    """How an order is worked (trading/execution.py): by its size against the name's ADV."""
+
+    algo_participation: Annotated[float, Field(gt=0, le=1)]  # from here: TWAP/VWAP (``algo``)
+    ac_participation: Annotated[float, Field(gt=0, le=1)]  # from here: Almgren–Chriss
+    algo: Literal["TWAP", "VWAP"]
+    risk_aversion: Annotated[float, Field(ge=0, le=1)]  # Almgren–Chriss λ, per dollar
+    bins: Annotated[int, Field(ge=1, le=390)]  # equal intervals of the session
+    steps_per_bin: Annotated[int, Field(ge=1, le=100)]  # intraday price path resolution
+    profile_ends_over_middle: Annotated[float, Field(ge=1, le=20)]  # the U-shaped volume
+    seed: Annotated[int, Field(ge=0)]  # the paper broker's intraday paths
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExecutionParams:
+        if self.ac_participation < self.algo_participation:
+            raise ValueError(f"ac_participation ({self.ac_participation}) must be at least "
+                             f"algo_participation ({self.algo_participation}): the "
+                             "Almgren–Chriss schedule is for the largest orders")
+        return self
+
+
 class BrokerParams(_Section):
     kind: Literal["paper"]
     initial_cash: PositiveFloat
@@ -374,6 +395,7 @@ class BrokerParams(_Section):
     impact_coefficient: Annotated[float, Field(ge=0, le=10)]
     borrow_rate: Annotated[float, Field(ge=0, le=1)]
     lot_size: Annotated[int, Field(ge=1, le=10000)]
+    execution: ExecutionParams
 
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]

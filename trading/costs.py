@@ -56,6 +56,27 @@ class CostModel:
                           * np.sqrt(participation) * notional, 0.0)
         return self.half_spread_bps * 1e-4 * notional + impact
 
+    def half_spreads(self, quantity: ArrayLike, price: ArrayLike) -> np.ndarray:
+        """The half-spread part of :meth:`slippages`, in dollars."""
+        notional = np.abs(np.asarray(quantity, dtype="float64")) * np.asarray(price,
+                                                                             dtype="float64")
+        return self.half_spread_bps * 1e-4 * notional
+
+    def impacts(self, quantity: ArrayLike, price: ArrayLike, daily_vol: ArrayLike,
+                adv: ArrayLike) -> np.ndarray:
+        """The square-root impact part of :meth:`slippages`, in dollars (0 where ``σ`` or
+        ``ADV`` is missing or not positive). ``adv`` may be the expected volume of a part of
+        the session: an execution schedule charges each slice at its own participation."""
+        q = np.abs(np.asarray(quantity, dtype="float64"))
+        notional = q * np.asarray(price, dtype="float64")
+        vol = np.asarray(daily_vol, dtype="float64")
+        adv = np.asarray(adv, dtype="float64")
+        usable = np.isfinite(vol) & np.isfinite(adv) & (adv > 0)
+        participation = np.divide(q, adv, out=np.zeros(np.broadcast(q, adv).shape),
+                                  where=usable)
+        return np.where(usable, self.impact_coefficient * np.where(usable, vol, 0.0)
+                        * np.sqrt(participation) * notional, 0.0)
+
     def trade_costs(self, quantity: ArrayLike, price: ArrayLike, daily_vol: ArrayLike,
                     adv: ArrayLike) -> np.ndarray:
         return self.commissions(quantity) + self.slippages(quantity, price, daily_vol, adv)

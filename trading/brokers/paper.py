@@ -1,4 +1,11 @@
-"""Paper broker: orders decided at a close fill at the next session's close, with costs.
+"""Paper broker: orders decided at a close fill in the next session, with costs.
+
+An order fills as its execution style says (``Order.execution_style``, chosen by
+:func:`alphaline.trading.execution.execution_style`): ``MOC`` (the default, and every order
+of a ledger written before styles existed) at the next session's close, charged the cost
+model's slippage on the whole order; ``TWAP``, ``VWAP`` and ``AC`` across the next session,
+slice by slice along the bar's seeded intraday path (trading/execution.py), each slice
+charged the cost model's half spread and impact at its participation.
 
 It keeps its own record of what it was sent (a journal: one JSON line per submission or
 cancel, appended before it answers), as a real broker would. A resend of a known client
@@ -15,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from alphaline.trading.costs import CostModel
+from alphaline.trading.execution import MOC, STYLES, Bar, Schedules, schedule_fill
 from alphaline.trading.ledger.models import Fill, Order
 from alphaline.trading.orders import signed_remaining
 from alphaline.trading.risk_engine import Approved
@@ -23,10 +31,14 @@ from alphaline.trading.risk_engine import Approved
 class PaperBroker:
     name = "paper"
 
-    def __init__(self, costs: CostModel, journal: Path | None = None):
+    def __init__(self, costs: CostModel, journal: Path | None = None,
+                 schedules: Schedules | None = None):
         """``journal``: the file that remembers submissions across processes (the daily flow
-        passes one under ``state/``); without it the memory lasts as long as the object."""
+        passes one under ``state/``); without it the memory lasts as long as the object.
+        ``schedules``: how scheduled styles are worked (``broker.execution`` in params; the
+        defaults of :class:`Schedules` without)."""
         self.costs = costs
+        self.schedules = schedules or Schedules()
         self.journal = journal
         self._submitted: dict[str, dict] = {}
         self._cancelled: set[str] = set()
@@ -116,9 +128,12 @@ class PaperBroker:
         return counts
 
     def fills_at_close(self, day: dt.date, working: list[Order], closes: dict[str, float],
-                       daily_vol: dict[str, float], adv: dict[str, float]) -> list[Fill]:
-        """Fill what remains of every working order this broker holds at ``day``'s close;
-        symbols without a bar, and orders it was never sent or has cancelled, do not fill.
+                       daily_vol: dict[str, float], adv: dict[str, float],
+                       bars: dict[str, Bar] | None = None) -> list[Fill]:
+        """Fill what remains of every working order this broker holds in ``day``'s session,
+        as its execution style says; symbols without a bar, and orders it was never sent or
+        has cancelled, do not fill. ``bars``: the day's open, high and low per symbol, which
+        scheduled styles are priced along (without them a schedule fills at the close).
         A fill's id names its order and day, so a rerun of the day yields the same fill."""
         fills = []
         for order in working:
@@ -129,13 +144,26 @@ class PaperBroker:
             signed = signed_remaining(order.side, order.quantity, order.filled_quantity)
             if signed == 0:
                 continue
+            vol = daily_vol.get(order.symbol, float("nan"))
+            volume = adv.get(order.symbol, float("nan"))
+            style = order.execution_style or MOC
+            if style not in STYLES:
+                raise ValueError(f"order {cid}: unknown execution style {style!r}")
+            if style == MOC:  # the whole order in the closing auction
+                fill_price = price
+                slippage = self.costs.slippage(abs(signed), price, vol, volume)
+            else:
+                bar = (bars or {}).get(order.symbol)
+                bar = Bar(bar.open, bar.high, bar.low, price) if bar is not None \
+                    else Bar(float("nan"), float("nan"), float("nan"), price)
+                worked = schedule_fill(style, signed, bar, vol, volume, self.costs,
+                                       self.schedules, order.symbol, day,
+                                       order.reference_price)
+                fill_price, slippage = worked.price, worked.slippage
             fills.append(Fill(
                 fill_id=f"{cid}-F{day:%Y%m%d}", client_order_id=cid, day=day,
-                symbol=order.symbol, quantity=signed, price=price,
-                commission=self.costs.commission(abs(signed)),
-                slippage=self.costs.slippage(abs(signed), price,
-                                             daily_vol.get(order.symbol, float("nan")),
-                                             adv.get(order.symbol, float("nan"))),
+                symbol=order.symbol, quantity=signed, price=fill_price,
+                commission=self.costs.commission(abs(signed)), slippage=slippage,
             ))
         return fills
 
