@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from alphaline.alerts import day_alerts, on_flow_failure, send
 from alphaline.calendar import is_session, require_settled
 from alphaline.features import store as feast_store
 from alphaline.features.definitions import feature_names
@@ -89,7 +90,7 @@ def exchange_today(tz: str) -> dt.date:
     return dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()
 
 
-@flow(name="daily_trading", log_prints=True)
+@flow(name="daily_trading", log_prints=True, on_failure=[on_flow_failure])
 def daily_trading(day: dt.date | None = None, root: str | None = None, force: bool = False
                   ) -> dict:
     """One exchange day, after its close (plus the settle delay; ``force`` runs it earlier).
@@ -153,6 +154,9 @@ def trade_day(project: Project, day: dt.date) -> dict:
         logger.warning("%s: %d held names marked at an earlier price; suspected delistings: %s",
                        day, len(stale), delisted or "none")
     risk = daily.day_risk(ledger, bars, day, nav_row.nav, p, decision)
+    for alert in day_alerts(str(day), ledger.trading_state(), decision.state is not None,
+                            list(decision.reasons), quarantined):
+        send(p.alerts, alert)
 
     result = daily.DayResult(
         day=day, model_version=version or "none", signals=done.signals, fills=done.fills,
