@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from pathlib import Path
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -19,6 +20,8 @@ from alphaline.io import write_text
 from alphaline.models.registry import Registry
 from alphaline.pipelines import featurize, ingest
 from alphaline.project import Project
+from alphaline.reporting import daily as day_page
+from alphaline.reporting.publish import link_artifact
 from alphaline.runtime import configure_environment
 from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
@@ -175,17 +178,27 @@ def trade_day(project: Project, day: dt.date) -> dict:
     markdown = daily.report_markdown(result, scores, ledger)
     write_text(markdown, report)
     write_text(daily.result_json(result), report.with_suffix(".json"))
-    publish_report(day, markdown, result)
+    marks = {**{m["symbol"]: m["price"] for m in result.stale_marks}, **snap.close}
+    page = day_page.write_daily_report(
+        result, scores, ledger.nav_history(),
+        day_page.book_weights(ledger.holdings(through=day), marks, nav_row.nav),
+        day_page.orders_frame(ledger.orders(day=day)), report.with_suffix(".html"))
+    publish_report(day, markdown, result, page)
     logger.info("%s: %d submitted, %d rejected, %d already placed, NAV %.2f — report %s", day,
                 len(result.orders_submitted), len(result.orders_rejected), placed.already,
                 result.nav, report)
-    return {**result.__dict__, "day": str(day), "report": str(report)}
+    return {**result.__dict__, "day": str(day), "report": str(report),
+            "report_html": str(page)}
 
 
-def publish_report(day: dt.date, markdown: str, result: daily.DayResult) -> None:
-    """The day in the Prefect UI: the report as a Markdown artifact, the orders as a table."""
+def publish_report(day: dt.date, markdown: str, result: daily.DayResult, page: Path) -> None:
+    """The day in the Prefect UI: the report as a Markdown artifact, the orders as a table,
+    and a link to the HTML page with its charts."""
     create_markdown_artifact(markdown, key="daily-report",
                              description=f"alphaline daily report for {day}")
+    link_artifact(page, key="daily-report-page",
+                  description=f"alphaline daily report for {day}, with charts",
+                  link_text=f"daily report {day}")
     rows = ([{"order": cid, "status": "SUBMITTED", "reason": ""}
              for cid in result.orders_submitted]
             + [{"order": cid, "status": "REJECTED", "reason": why}

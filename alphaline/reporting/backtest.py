@@ -58,6 +58,10 @@ def write_backtest_report(result: BacktestResult, out_dir: Path, *, title: str,
     ``{"trial_sharpes": [...], "n_trials": n}`` to deflate this backtest's own Sharpe.
     """
     check_result(result)
+    for version, frame in (shap_by_version or {}).items():
+        missing = {"feature", "mean_abs_shap"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"shap_by_version[{version!r}]: missing columns {sorted(missing)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     daily = result.daily.sort_index()
@@ -229,9 +233,6 @@ def _shap(shap_by_version: dict[str, pd.DataFrame] | None) -> Section:
                        [Text("No SHAP summary was given for this run.")])
     blocks = []
     for version, frame in shap_by_version.items():
-        missing = {"feature", "mean_abs_shap"} - set(frame.columns)
-        if missing:
-            raise ValueError(f"shap_by_version[{version!r}]: missing columns {sorted(missing)}")
         blocks.append(chart(f"shap-{version}", charts.shap_bars(frame, str(version)),
                             f"Mean absolute SHAP per feature, version {version}"))
     return Section("shap", "Model explanations", blocks,
