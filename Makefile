@@ -9,7 +9,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export FEAST_USAGE ?= False
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install demo test lint repro serve bench clean
+.PHONY: install demo test lint repro serve bench clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Headless Chromium for the report tests (tests/chromium.py installs it the same way when
+# missing): Debian's package, as root. Skipped when a chromium is already on PATH.
+browser:
+	command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
