@@ -386,8 +386,36 @@ class ExecutionParams(_Section):
         return self
 
 
+class IbkrReconcileParams(_Section):
+    """How far the ledger may differ from the account before trading halts: a difference
+    within these is booked as an adjustment with its cause, one beyond halts."""
+
+    position_tolerance_shares: Annotated[float, Field(ge=0, le=100)]
+    cash_tolerance: Annotated[float, Field(ge=0, le=10_000)]
+
+
+class IbkrParams(_Section):
+    """Interactive Brokers (trading/brokers/ibkr.py). Host, port, client id and account come
+    from the environment, never from here; ``live: true`` is one of the two switches real
+    money needs (the other is ``ALPHALINE_IBKR_LIVE_CONFIRM``)."""
+
+    live: bool
+    connect_attempts: Annotated[int, Field(ge=1, le=20)]
+    backoff_seconds: Annotated[float, Field(gt=0, le=60)]  # first wait; doubles per try
+    connect_timeout_seconds: Annotated[float, Field(gt=0, le=120)]
+    max_disconnect_s: Annotated[float, Field(gt=0, le=3600)]  # longer: broker kill switch
+    ack_timeout_seconds: Annotated[float, Field(gt=0, le=120)]
+    # client-side pacing (TWS allows 50 messages a second); 0: TWS paces (+PACEAPI)
+    requests_per_second: Annotated[int, Field(ge=0, le=50)]
+    small_order_type: Literal["MOC", "LMT"]  # the MOC style's orders: on close, or a limit
+    limit_offset_bps: Annotated[float, Field(ge=0, le=1000)]  # LMT: reference ± this
+    vwap_max_pct_volume: Annotated[float, Field(gt=0, le=0.5)]
+    adaptive_priority: Literal["Patient", "Normal", "Urgent"]  # the AC style's urgency
+    reconcile: IbkrReconcileParams
+
+
 class BrokerParams(_Section):
-    kind: Literal["paper"]
+    kind: Literal["paper", "ibkr"]
     initial_cash: PositiveFloat
     commission_per_share: Annotated[float, Field(ge=0, le=1)]
     commission_min: Annotated[float, Field(ge=0, le=1000)]
@@ -395,6 +423,7 @@ class BrokerParams(_Section):
     impact_coefficient: Annotated[float, Field(ge=0, le=10)]
     borrow_rate: Annotated[float, Field(ge=0, le=1)]
     lot_size: Annotated[int, Field(ge=1, le=10000)]
+    ibkr: IbkrParams
     execution: ExecutionParams
 
 

@@ -15,6 +15,7 @@ orders still working and a new ``nextValidId``, as a real gateway restart does.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import socket
@@ -124,10 +125,8 @@ class _Conn:
 
     def close(self) -> None:
         self.alive = False
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
     def _recv_exact(self, n: int) -> bytes:
@@ -180,7 +179,8 @@ class FakeTws:
         self.cancels: list[str] = []  # orderRefs cancelled by a client
         self.clock = dt.datetime.now(dt.UTC)  # the time executions carry
         self.rejects: dict[str, tuple[int, str]] = {}  # symbol → (code, text)
-        self.on_place: Callable[[FakeOrder], None] | None = None  # after an order is taken
+        # called after an order is taken; True: the client is gone from here on
+        self.on_place: Callable[[FakeOrder], bool | None] | None = None
         self._drop_after: int | None = None
         self._lock = threading.RLock()
         self._conns: list[_Conn] = []
@@ -215,10 +215,9 @@ class FakeTws:
     def stop(self) -> None:
         """Stop listening and close every client (the gateway goes down)."""
         if self._listener is not None:
-            try:  # wakes the thread blocked in accept(), which would hold the port
+            # wakes the thread blocked in accept(), which would hold the port
+            with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._listener.close()
             self._listener = None
         self.drop_clients()
@@ -273,55 +272,65 @@ class FakeTws:
 
     # the market
     def fill(self, ref: str, shares: float, price: float, *, duplicate: bool = False,
-             status_first: bool = False, commission_first: bool = False) -> FakeExecution:
+             status_first: bool = False) -> FakeExecution:
         """Execute ``shares`` of the order ``ref`` at ``price`` and report it: execDetails,
-        commissionReport, orderStatus (in that order unless told otherwise). ``duplicate``:
-        the execution report is sent twice; ``status_first``: the order status (with the new
-        filled quantity) arrives before the execution; ``commission_first``: the commission
-        report before the execution."""
+        commissionReport, orderStatus. ``duplicate``: the execution report is sent twice;
+        ``status_first``: the order status (with the new filled quantity) comes first."""
+        return self.fill_many(ref, [(shares, price)], duplicate=duplicate,
+                              status_first=status_first)[0]
+
+    def fill_many(self, ref: str, parts: list[tuple[float, float]], *, reverse: bool = False,
+                  duplicate: bool = False, status_first: bool = False
+                  ) -> list[FakeExecution]:
+        """Several executions of one order; ``reverse``: their reports arrive newest first
+        (the order status, with the final filled quantity, after all of them)."""
         with self._lock:
             o = self.order_by_ref(ref)
-            shares = min(shares, o.remaining)
-            signed = shares if o.action == "BUY" else -shares
-            commission = max(self.commission_min, self.commission_per_share * shares)
-            o.avg_price = (o.avg_price * o.filled + price * shares) / (o.filled + shares)
-            o.filled += shares
-            o.last_price = price
-            if o.remaining <= 1e-9:
-                o.status = "Filled"
-            self._exec_seq += 1
-            ex = FakeExecution(f"0000e{self._exec_seq:06d}.01.01", o, shares, price, o.filled,
-                               o.avg_price, self.clock, commission)
-            self.executions.append(ex)
-            old = self.positions.get(o.symbol, 0.0)
-            new = old + signed
-            if abs(new) < 1e-9:
-                self.positions.pop(o.symbol, None)
-                self.avg_cost.pop(o.symbol, None)
-            else:
-                if old == 0 or (old > 0) != (new > 0):
-                    self.avg_cost[o.symbol] = price
-                elif abs(new) > abs(old):
-                    self.avg_cost[o.symbol] = (self.avg_cost[o.symbol] * abs(old)
-                                               + price * shares) / abs(new)
-                self.positions[o.symbol] = new
-            self.cash -= signed * price + commission
-            msgs = [("exec",), ("commission",), ("status",)]
+            done = [self._execute(o, shares, price) for shares, price in parts]
             if status_first:
-                msgs = [("status",), ("exec",), ("commission",)]
-            if commission_first:
-                msgs = [("commission",), ("exec",), ("status",)]
-            for (kind,) in msgs:
-                if kind == "exec":
-                    self._send_execution(o.client_id, -1, ex)
-                    if duplicate:
-                        self._send_execution(o.client_id, -1, ex)
-                elif kind == "commission":
-                    self._send_commission(o.client_id, ex)
-                else:
-                    self._send_status(o.client_id, o)
+                self._send_status(None, o)
+            for ex in (done[::-1] if reverse else done):
+                self._send_execution(None, -1, ex)
+                if duplicate:
+                    self._send_execution(None, -1, ex)
+                self._send_commission(None, ex)
+            if not status_first:
+                self._send_status(None, o)
             self._send_position(None, o.symbol)
-            return ex
+            return done
+
+    def _execute(self, o: FakeOrder, shares: float, price: float) -> FakeExecution:
+        shares = min(shares, o.remaining)
+        signed = shares if o.action == "BUY" else -shares
+        commission = max(self.commission_min, self.commission_per_share * shares)
+        o.avg_price = (o.avg_price * o.filled + price * shares) / (o.filled + shares)
+        o.filled += shares
+        o.last_price = price
+        if o.remaining <= 1e-9:
+            o.status = "Filled"
+        self._exec_seq += 1
+        ex = FakeExecution(f"0000e{self._exec_seq:06d}.01.01", o, shares, price, o.filled,
+                           o.avg_price, self.clock, commission)
+        self.executions.append(ex)
+        old = self.positions.get(o.symbol, 0.0)
+        new = old + signed
+        if abs(new) < 1e-9:
+            self.positions.pop(o.symbol, None)
+            self.avg_cost.pop(o.symbol, None)
+        else:
+            if old == 0 or (old > 0) != (new > 0):
+                self.avg_cost[o.symbol] = price
+            elif abs(new) > abs(old):
+                self.avg_cost[o.symbol] = (self.avg_cost[o.symbol] * abs(old)
+                                           + price * shares) / abs(new)
+            self.positions[o.symbol] = new
+        self.cash -= signed * price + commission
+        return ex
+
+    def cancel_at_broker(self, ref: str, text: str = "Order Canceled - reason:") -> None:
+        """The broker ends an order by itself (an exchange cancel, a day order's end)."""
+        with self._lock:
+            self._cancel(self.order_by_ref(ref), 202, text)
 
     def close_session(self, closes: dict[str, float]) -> list[FakeExecution]:
         """The close: every working order fills what remains at its symbol's close; DAY orders
@@ -431,8 +440,9 @@ class FakeTws:
             o.status = "PreSubmitted" if otype in ("MOC", "LOC") else "Submitted"
             self._send_open_order(conn, o)
             self._send_status(None, o, conn)
-        if self.on_place is not None:
-            self.on_place(o)
+        if self.on_place is not None and self.on_place(o):
+            conn.close()  # the hook ended the client here: what it sent after is never read
+            return
         if self._drop_after is not None:
             self._drop_after -= 1
             if self._drop_after <= 0:

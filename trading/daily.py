@@ -19,7 +19,7 @@ from alphaline.config import Params
 from alphaline.models.explain import top_contributions
 from alphaline.models.signal import SignalModel
 from alphaline.trading.book import NO_CONTEXT, BookContext, book_context
-from alphaline.trading.brokers.paper import PaperBroker
+from alphaline.trading.brokers import Broker, ReconcilingBroker
 from alphaline.trading.corporate_actions import split_ratios
 from alphaline.trading.costs import CostModel
 from alphaline.trading.kill_switches import (
@@ -56,6 +56,8 @@ class OpeningResult:
 
     resent: list[str] = field(default_factory=list)
     cancelled: list[tuple[str, str]] = field(default_factory=list)  # id, cause
+    reconciled_fills: int = 0  # executions the broker's account reported while away
+    reconciliation: str | None = None  # its summary (a broker with an account)
 
 
 @dataclass
@@ -125,7 +127,7 @@ def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int) -> pd.Dat
     return scored.assign(symbol=vectors["symbol"].to_numpy(), reasons=reasons)
 
 
-def open_day(ledger: Ledger, broker: PaperBroker, day: dt.date) -> OpeningResult:
+def open_day(ledger: Ledger, broker: Broker, day: dt.date) -> OpeningResult:
     """Start of a run (and what to call at startup): resolve what a crash or a halt left.
 
     HALTED: every live order is cancelled ("trading HALTED: <reason>"). Then each ``NEW``
@@ -134,6 +136,9 @@ def open_day(ledger: Ledger, broker: PaperBroker, day: dt.date) -> OpeningResult
     order); any other is cancelled with the cause, and the day's plan covers it afresh.
     """
     out = OpeningResult()
+    if isinstance(broker, ReconcilingBroker):  # the account first: it may halt trading
+        rec = broker.reconcile(day)
+        out.reconciled_fills, out.reconciliation = len(rec.fills), rec.summary()
     event = ledger.trading_state_event()
     state = event.state if event else ACTIVE
     if state == HALTED:
@@ -143,31 +148,46 @@ def open_day(ledger: Ledger, broker: PaperBroker, day: dt.date) -> OpeningResult
             continue
         cid = o.client_order_id
         if o.trading_day == day and o.approved and state == ACTIVE:
-            broker.resend([o])
-            ledger.transition(cid, order_life.SUBMITTED,
-                              f"resent to {broker.name} under the same id after a crash")
+            if broker.resend([o]) and _still(ledger, cid, order_life.NEW):
+                ledger.transition(cid, order_life.SUBMITTED,
+                                  f"resent to {broker.name} under the same id after a crash")
             out.resent.append(cid)
             continue
         why = (f"left NEW by a crash on {o.trading_day}, not sent on its day"
                if o.trading_day != day else f"left NEW by a crash while trading is {state}")
         broker.cancel([cid])
-        ledger.transition(cid, order_life.CANCELLED, why)
-        out.cancelled.append((cid, why))
+        if _end(ledger, cid, order_life.CANCELLED, why):
+            out.cancelled.append((cid, why))
     return out
 
 
-def cancel_live(ledger: Ledger, broker: PaperBroker, cause: str) -> list[tuple[str, str]]:
+def _still(ledger: Ledger, cid: str, *statuses: str) -> bool:
+    """Whether ``cid`` is still in one of ``statuses`` (a broker's events may have moved it
+    while it was being sent or cancelled)."""
+    return ledger.statuses([cid]).get(cid) in statuses
+
+
+def _end(ledger: Ledger, cid: str, to: str, cause: str) -> bool:
+    """Move a live order to ``to`` unless the broker ended it first (filled or cancelled
+    while the cancel was on its way); returns whether it moved."""
+    if not _still(ledger, cid, *order_life.LIVE):
+        return False
+    ledger.transition(cid, to, cause)
+    return True
+
+
+def cancel_live(ledger: Ledger, broker: Broker, cause: str) -> list[tuple[str, str]]:
     """Cancel every live order (NEW or working) at the broker, then in the ledger. The kill
     switches call this when they halt trading."""
     done = []
     for o in ledger.orders(status=order_life.LIVE):
         broker.cancel([o.client_order_id])
-        ledger.transition(o.client_order_id, order_life.CANCELLED, cause)
-        done.append((o.client_order_id, cause))
+        if _end(ledger, o.client_order_id, order_life.CANCELLED, cause):
+            done.append((o.client_order_id, cause))
     return done
 
 
-def cancel_for_splits(ledger: Ledger, broker: PaperBroker, day: dt.date,
+def cancel_for_splits(ledger: Ledger, broker: Broker, day: dt.date,
                       ratios: dict[str, float]) -> list[tuple[str, str]]:
     """Orders decided before a split's ex-date are in pre-split shares: cancel them (the
     day's plan re-decides in post-split shares) rather than fill them at the wrong size."""
@@ -176,12 +196,12 @@ def cancel_for_splits(ledger: Ledger, broker: PaperBroker, day: dt.date,
         if o.symbol in ratios and o.trading_day < day:
             cause = f"{o.symbol} split {ratios[o.symbol]:g}:1 before it could fill: re-planned"
             broker.cancel([o.client_order_id])
-            ledger.transition(o.client_order_id, order_life.CANCELLED, cause)
-            done.append((o.client_order_id, cause))
+            if _end(ledger, o.client_order_id, order_life.CANCELLED, cause):
+                done.append((o.client_order_id, cause))
     return done
 
 
-def fill_working_orders(ledger: Ledger, broker: PaperBroker, snap: MarketSnapshot) -> int:
+def fill_working_orders(ledger: Ledger, broker: Broker, snap: MarketSnapshot) -> int:
     """Fill at ``snap.day``'s close the working orders decided earlier whose session it is;
     returns fills added (0 on a rerun). An order that missed its session does not fill."""
     due = [o for o in ledger.working_orders(before=snap.day)
@@ -190,7 +210,7 @@ def fill_working_orders(ledger: Ledger, broker: PaperBroker, snap: MarketSnapsho
                                                   snap.daily_vol, snap.adv))
 
 
-def expire_day_orders(ledger: Ledger, broker: PaperBroker, day: dt.date) -> list[str]:
+def expire_day_orders(ledger: Ledger, broker: Broker, day: dt.date) -> list[str]:
     """After ``day``'s fill step: day orders still working whose session was ``day`` or
     earlier are EXPIRED (cancelled at the broker too)."""
     done = []
@@ -199,9 +219,9 @@ def expire_day_orders(ledger: Ledger, broker: PaperBroker, day: dt.date) -> list
             continue
         session = o.expires_on or day
         broker.cancel([o.client_order_id])
-        ledger.transition(o.client_order_id, order_life.EXPIRED,
-                          f"day order unfilled at the end of its session {session}")
-        done.append(o.client_order_id)
+        if _end(ledger, o.client_order_id, order_life.EXPIRED,
+                f"day order unfilled at the end of its session {session}"):
+            done.append(o.client_order_id)
     return done
 
 
@@ -248,7 +268,7 @@ def plan(day: dt.date, scores: pd.DataFrame, holdings: dict[str, float], nav: fl
                     context, scale=scale, keep_fraction=keep_fraction)
 
 
-def place(ledger: Ledger, broker: PaperBroker, intents: list[OrderIntent], snap: MarketSnapshot,
+def place(ledger: Ledger, broker: Broker, intents: list[OrderIntent], snap: MarketSnapshot,
           nav: float, params: Params, model_version: str) -> Placement:
     """Number, risk-check, record, then send. ``intents`` are planned against holdings plus
     working orders (:func:`planning_holdings`), so on a rerun they hold only what the live
@@ -281,12 +301,14 @@ def place(ledger: Ledger, broker: PaperBroker, intents: list[OrderIntent], snap:
                      repeated=len(verdict.rejected) - len(rejected), already=already)
 
 
-def send(ledger: Ledger, broker: PaperBroker, approved: list[Approved]) -> list[str]:
+def send(ledger: Ledger, broker: Broker, approved: list[Approved]) -> list[str]:
     """Hand approved orders (already ``NEW`` in the ledger) to the broker, then mark each
     ``SUBMITTED``. Never retried here: a resend happens only through :func:`open_day`."""
     accepted = broker.submit(approved)
+    statuses = ledger.statuses(accepted)  # a broker's acknowledgement may have come first
     for cid in accepted:
-        ledger.transition(cid, order_life.SUBMITTED, f"accepted by {broker.name}")
+        if statuses.get(cid) == order_life.NEW:
+            ledger.transition(cid, order_life.SUBMITTED, f"accepted by {broker.name}")
     return accepted
 
 
@@ -360,12 +382,12 @@ def result_json(result: DayResult) -> str:
     return json.dumps(result.__dict__, default=str, indent=2)
 
 
-def settle_day(ledger: Ledger, broker: PaperBroker, snap: MarketSnapshot, calendar: str
+def settle_day(ledger: Ledger, broker: Broker, snap: MarketSnapshot, calendar: str
                ) -> tuple[OpeningResult, int, list[str], DailyNav]:
     """Resolve what a crash or a halt left, fill the orders due at today's close, expire the
     day orders that did not fill, mark the book."""
     opening = open_day(ledger, broker, snap.day)
-    fills = fill_working_orders(ledger, broker, snap)
+    fills = fill_working_orders(ledger, broker, snap) + opening.reconciled_fills
     expired = expire_day_orders(ledger, broker, snap.day)
     return opening, fills, expired, ledger.mark_to_market(snap.day, snap.close,
                                                           calendar=calendar)
@@ -385,7 +407,7 @@ class LedgerDay:
     borrow_fee: float
 
 
-def run_ledger_day(ledger: Ledger, broker: PaperBroker, params: Params, snap: MarketSnapshot,
+def run_ledger_day(ledger: Ledger, broker: Broker, params: Params, snap: MarketSnapshot,
                    bars: pd.DataFrame, actions: list, scores: pd.DataFrame,
                    version: str | None, *, vectors: pd.DataFrame | None = None,
                    champion_error: str | None = None) -> LedgerDay:
@@ -417,8 +439,9 @@ def run_ledger_day(ledger: Ledger, broker: PaperBroker, params: Params, snap: Ma
                        scale=decision.scale, keep_fraction=decision.keep_fraction)
         placed = place(ledger, broker, planned.orders, snap, nav.nav, p, version)
     nav = ledger.mark_to_market(day, snap.close, last_closes(bars, day), p.data.calendar)
-    borrow = charge_borrow(ledger, broker.costs, day, snap.close,
-                           sessions_per_year(p.data.calendar))
+    # a broker with an account charges its own borrow fees (reconciled as cash)
+    borrow = 0.0 if isinstance(broker, ReconcilingBroker) else charge_borrow(
+        ledger, broker.costs, day, snap.close, sessions_per_year(p.data.calendar))
     return LedgerDay(signals, opening, fills, expired, decision, placed, nav, borrow)
 
 

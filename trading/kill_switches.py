@@ -210,3 +210,19 @@ def cancel_working(ledger, cause: str) -> list[str]:
             continue
         cancelled.append(order.client_order_id)
     return cancelled
+
+
+BROKER_DISCONNECTED = "broker_disconnected"
+
+
+def trip_broker_switch(ledger, rule: str, reason: str, day: dt.date | None) -> str:
+    """The broker's kill switch: HALTED with ``reason`` (``rule``: ``broker_disconnected``
+    or ``reconciliation``), written once (the same rule and reason again writes nothing).
+    Like every rule it only raises the state; ``alphaline risk resume`` lowers it."""
+    actor = (RULE_ACTOR + rule)[:100]
+    event = ledger.trading_state_event()
+    if event is not None and event.state == HALTED and event.actor == actor \
+            and event.reason == reason:
+        return HALTED
+    ledger.set_trading_state(HALTED, reason, actor=actor, day=day)
+    return HALTED

@@ -307,6 +307,33 @@ class Ledger:
                 o.side, o.quantity, o.filled_quantity)
         return {s: q for s, q in out.items() if abs(q) > order_life.QUANTITY_EPS}
 
+    def statuses(self, ids: Iterable[str]) -> dict[str, str]:
+        """Each known id's current status (one query)."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self.session() as s:
+            return dict(s.execute(select(Order.client_order_id, Order.status)
+                                  .where(Order.client_order_id.in_(ids))).all())
+
+    def fill_ids(self) -> set[str]:
+        """Every fill id in the ledger (a broker's execution ids: what it already holds)."""
+        with self.session() as s:
+            return set(s.scalars(select(Fill.fill_id)))
+
+    def set_commissions(self, commissions: dict[str, float]) -> int:
+        """Set the commission of fills by id, as the broker's commission reports give it
+        (they arrive after the execution); one transaction, ids not in the ledger skipped,
+        the same value again changes nothing. Returns the fills changed."""
+        changed = 0
+        with self.session() as s, s.begin():
+            for fill_id, commission in commissions.items():
+                done = s.execute(update(Fill).where(Fill.fill_id == fill_id,
+                                                    Fill.commission != commission)
+                                 .values(commission=commission))
+                changed += done.rowcount
+        return changed
+
     def fills(self, day: dt.date | None = None) -> list[Fill]:
         with self.session() as s:
             q = select(Fill).order_by(Fill.day, Fill.fill_id)
