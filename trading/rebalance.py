@@ -149,6 +149,8 @@ def plan_rebalance(day: dt.date, weights: pd.Series, holdings: dict[str, float],
         targets[sym] = held + delta
     if resizes and not _within_limits(targets, prices, nav, limits):
         for sym, target in resizes.items():  # the band never leaves the book over a limit
+            if abs(target - holdings.get(sym, 0.0)) * prices[sym] < rules.min_order_notional:
+                continue  # … but an order the risk engine would refuse is not planned
             targets[sym] = target
             del skipped[sym]
     orders = orders_to_targets(day, targets, holdings, prices, intent)

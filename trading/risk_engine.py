@@ -54,12 +54,15 @@ def shrinks(position: float, signed_quantity: float) -> bool:
 
 
 def typical_quantities(orders: pd.DataFrame, last: int) -> dict[str, float]:
-    """Median quantity of each symbol's ``last`` orders (columns ``symbol, quantity`` in time
-    order): the yardstick of the fat-finger check."""
+    """Largest quantity among each symbol's ``last`` orders (columns ``symbol, quantity`` in
+    time order): the yardstick of the fat-finger check.
+
+    The largest, not the median: a daily book enters a name in one order and then resizes it
+    in small steps, so a median of resizes would refuse the next full-size entry."""
     if orders.empty:
         return {}
     return orders.groupby("symbol")["quantity"].apply(
-        lambda q: float(q.tail(last).median())).to_dict()
+        lambda q: float(q.tail(last).abs().max())).to_dict()
 
 
 def check_orders(orders: list[OrderIntent], *, holdings: Mapping[str, float],
@@ -152,6 +155,8 @@ def _order_reason(o: OrderIntent, pre: float, is_exit: bool, state: str, nav: fl
     if o.notional < limits.min_order_notional and abs(post) > _EPS:
         return (f"order notional {o.notional:,.0f} < minimum {limits.min_order_notional:,.0f}")
     usual = (typical or {}).get(o.symbol)
+    if usual is not None:  # the position itself is a size the name has had: exits pass
+        usual = max(usual, abs(pre))
     if usual is not None and usual > 0 and o.quantity > limits.fat_finger_multiple * usual:
         return (f"fat finger: quantity {o.quantity:,.0f} > {limits.fat_finger_multiple:g}× "
                 f"the typical order of {usual:,.0f}")

@@ -363,6 +363,13 @@ class Ledger:
                                    note=f"borrow fee on a short book of {short_value:,.2f}"))
         return fee
 
+    def borrow_booked(self, day: dt.date) -> float:
+        """The borrow fee booked for ``day`` (0 when none yet)."""
+        with self.session() as s:
+            booked = s.scalar(select(CashMovement.amount).where(
+                CashMovement.day == day, CashMovement.kind == "borrow"))
+        return 0.0 if booked is None else -float(booked)
+
     def last_sequences(self, day: dt.date) -> dict[tuple[str, str], int]:
         """The newest sequence used per (symbol, intent) on ``day``."""
         with self.session() as s:
@@ -535,7 +542,9 @@ class Ledger:
                 continue
             known[sym] = (price_day, price)
         marks = mark_book(day, held, closes, known, sessions_between(calendar))
-        cash = self.cash(through=day)
+        # the session's borrow is booked after its close's NAV (run_ledger_day's last step):
+        # a rerun of a finished day leaves it out too, so the day's NAV and plan repeat
+        cash = self.cash(through=day) + self.borrow_booked(day)
         long_value = sum(m.market_value for m in marks if m.market_value > 0)
         short_value = sum(m.market_value for m in marks if m.market_value < 0)
         nav = cash + long_value + short_value
