@@ -111,10 +111,10 @@ _CHUNK = 32  # symbols per block where windows are materialized (bounds memory)
 
 
 def _finite(frame: Wide) -> Arr:
-    """(symbols x sessions) float64, contiguous along time, ±inf as NaN (missing)."""
-    x = np.ascontiguousarray(frame.to_numpy(dtype="float64").T)
-    x[np.isinf(x)] = np.nan
-    return x
+    """(symbols x sessions) float64, contiguous along time, ±inf as NaN (missing); a new
+    array (``to_numpy`` may hand out the frame's own memory, which is the caller's)."""
+    x = frame.to_numpy(dtype="float64").T
+    return np.ascontiguousarray(np.where(np.isinf(x), np.nan, x))
 
 
 def _shift(x: Arr, k: int) -> Arr:

@@ -13,6 +13,12 @@ import pandas as pd
 Wide = pd.DataFrame
 
 
+def finite(frame: Wide) -> Wide:
+    """±inf as NaN: what pandas' rolling windows already do, for the kernels that run on
+    cumulative sums, where one infinite value would reach every later row."""
+    return frame.where(np.isfinite(frame))
+
+
 def log_return(close: Wide, window: int) -> Wide:
     return np.log(close / close.shift(window))
 

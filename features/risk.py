@@ -48,7 +48,8 @@ def garch_forecast(close: Wide, refit_every: int,
                    history: int = 1000) -> Wide:
     """Next-day volatility forecast (daily, fraction) known at each close."""
     r = 100 * np.log(close / close.shift(1))
-    values = r.to_numpy()
+    values = r.to_numpy(dtype="float64", copy=True)
+    values[~np.isfinite(values)] = np.nan  # ±inf is missing: it would poison the filter
     out = np.full(values.shape, np.nan)
     for j in range(values.shape[1]):
         col = np.ascontiguousarray(values[:, j])

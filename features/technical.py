@@ -28,15 +28,19 @@ def rate_of_change(close: Wide, window: int) -> Wide:
 
 
 def obv(close: Wide, volume: Wide) -> Wide:
-    """On-balance volume: volume added on up days, subtracted on down days (from row 0)."""
-    return (np.sign(close.diff()).fillna(0) * volume).cumsum()
+    """On-balance volume: volume added on up days, subtracted on down days (from row 0); a
+    day without a finite close or volume adds nothing."""
+    step = np.sign(core.finite(close).diff()).fillna(0) * core.finite(volume)
+    return step.cumsum()
 
 
 def accumulation_distribution(high: Wide, low: Wide, close: Wide, volume: Wide) -> Wide:
-    """Chaikin's A/D line: cumulative close-location value times volume."""
+    """Chaikin's A/D line: cumulative close-location value times volume (a day without
+    finite prices or volume adds nothing)."""
+    high, low, close = core.finite(high), core.finite(low), core.finite(close)
     span = (high - low).where(high > low)
     clv = ((close - low) - (high - close)) / span
-    return (clv.fillna(0) * volume).cumsum()
+    return (clv.fillna(0) * core.finite(volume)).cumsum()
 
 
 def rolling_vwap(high: Wide, low: Wide, close: Wide, volume: Wide, window: int) -> Wide:
