@@ -234,6 +234,31 @@ def retrain(root: RootOpt = None,
 
 @app.command()
 @command
+def backtest(
+        start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"],
+                                                   help="first session")],
+        end: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="last session")],
+        retrain: Annotated[str, typer.Option(
+            help="none: the champion trades every day · monthly: its recipe is refitted at "
+                 "each month's first session on the labels known by then")] = "none",
+        name: Annotated[str | None, typer.Option(
+            help="run folder under reports/backtest (default start_end_retrain); an "
+                 "existing one resumes")] = None,
+        root: RootOpt = None) -> None:
+    """Replay the daily flow over history with costs; write the HTML report."""
+    from alphaline.pipelines.backtest import run_backtest
+
+    project = _project(root)
+    out = run_backtest(project, start.date(), end.date(), retrain=retrain, name=name)
+    daily = out.result.daily
+    console.print(f"{len(daily)} sessions, NAV {daily['nav'].iloc[0]:,.0f} → "
+                  f"{daily['nav'].iloc[-1]:,.0f}, {len(out.result.trades)} fills, models "
+                  f"{', '.join(out.result.versions['version'])}")
+    print(out.report)
+
+
+@app.command()
+@command
 def trade(root: RootOpt = None, day: DayOpt = None,
           force: Annotated[bool, typer.Option(
               "--force", help="run even before the session's close + settle delay")] = False

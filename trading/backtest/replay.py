@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +98,8 @@ def day_window(bars: pd.DataFrame, dates: np.ndarray, day: dt.date, lookback: in
 
 def replay_sessions(bars: pd.DataFrame, features: pd.DataFrame, sessions: list[dt.date],
                     params: Params, run: ReplayRun, model_for: ModelFor,
-                    progress: Callable[[Iterator], Iterator] | None = None) -> Ledger:
+                    progress: Callable[[list[dt.date]], Iterable[dt.date]] | None = None
+                    ) -> Ledger:
     """Run the ledger day for each of ``sessions`` in order (those the run's ledger already
     recorded, except the last, are skipped: the last is run again to finish it).
 
@@ -120,8 +121,7 @@ def replay_sessions(bars: pd.DataFrame, features: pd.DataFrame, sessions: list[d
     dates = np.sort(bars["date"].unique())
     lookback = max(params.portfolio.covariance_lookback, 21) + HISTORY_PAD
     by_day = {d: f for d, f in features.groupby("date", sort=False)}
-    iterator = progress(iter(sessions)) if progress is not None else iter(sessions)
-    for day in iterator:
+    for day in (progress(sessions) if progress is not None else sessions):
         window = day_window(bars, dates, day, lookback)
         actions = actions_on(window, day)
         snap = daily.market_snapshot(window, day, splits=split_ratios(actions))
