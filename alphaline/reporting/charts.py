@@ -17,6 +17,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
@@ -268,6 +269,10 @@ def nav_history(nav: pd.DataFrame) -> Figure:
         bottom.axhline(0.0, color="#52606d", lw=0.6)
         bottom.legend(loc="upper left", ncols=2)
         bottom.set_ylabel("exposure")
+        if len(days) <= 15:  # a few days: one tick each, not hours between them
+            bottom.set_xticks(days, [d.strftime("%Y-%m-%d") for d in days])
+        else:
+            bottom.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
         fig.autofmt_xdate()
     return fig
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from alphaline.io import write_text
 from alphaline.reporting.charts import svg_data_uri
 
 
@@ -104,10 +105,10 @@ def table_html(frame: pd.DataFrame, formats: Mapping[str, Formatter] | None = No
 
 def write_page(path, *, title: str, subtitle: str, figures: Sequence[Figure],
                sections: Sequence[Section], footer: str = "") -> None:
-    """Render the page to ``path`` (UTF-8)."""
+    """Render the page to ``path`` atomically: a reader never sees half a report."""
     html = _PAGE.render(title=title, subtitle=subtitle, figures=figures, sections=sections,
                         footer=footer)
-    path.write_text(html, encoding="utf-8")
+    write_text(html, path)
 
 
 _ENV = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
@@ -159,7 +160,7 @@ table { border-collapse:collapse; margin:8px 0 14px; font-size:12.5px;
         font-variant-numeric:tabular-nums; }
 th { text-align:left; border-bottom:2px solid var(--line); padding:4px 10px;
      color:var(--muted); font-weight:600; }
-td { border-bottom:1px solid var(--line); padding:3px 10px; }
+td { border-bottom:1px solid var(--line); padding:3px 10px; white-space:nowrap; }
 td.num { text-align:right; } td.neg { color:var(--bad); }
 .table-wrap { overflow-x:auto; max-height:520px; overflow-y:auto; }
 footer { color:var(--muted); font-size:11px; padding:0 32px 24px; }

@@ -26,9 +26,11 @@ def scored_returns(scores: pd.DataFrame, closes: pd.DataFrame, horizon: int) -> 
     """``date, symbol, score, label`` for every score whose forward return is known."""
     fwd = forward_returns(closes, horizon).stack().rename("label")
     fwd.index.names = ["date", "symbol"]
+    fwd = fwd.reset_index()
+    fwd["date"] = pd.to_datetime(fwd["date"])  # sessions as Timestamps, whatever came in
     s = scores[["date", "symbol", "score"]].copy()
     s["date"] = pd.to_datetime(s["date"])
-    out = s.merge(fwd.reset_index(), on=["date", "symbol"], how="inner")
+    out = s.merge(fwd, on=["date", "symbol"], how="inner")
     return out.dropna(subset=["score", "label"])
 
 
