@@ -27,6 +27,7 @@ from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.corporate_actions import actions_on, split_ratios
 from alphaline.trading.costs import CostModel
+from alphaline.trading.execution import Schedules
 from alphaline.trading.ledger import Ledger, upgrade
 from alphaline.trading.marks import suspected_delistings
 
@@ -78,7 +79,8 @@ def trade(project: Project, snap: daily.MarketSnapshot, bars: pd.DataFrame, acti
           champion_error: str | None) -> daily.LedgerDay:
     """Settle, run the kill switches, rebalance and mark: the ledger side of the day."""
     p = project.params
-    broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project))
+    broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project),
+                         schedules=Schedules.from_params(p.broker.execution))
     return daily.run_ledger_day(Ledger(project.ledger_url), broker, p, snap, bars, actions,
                                 scores, version, vectors=vectors,
                                 champion_error=champion_error)
@@ -173,7 +175,7 @@ def trade_day(project: Project, day: dt.date) -> dict:
         suspected_delistings=delisted, quarantined=quarantined,
         trading_state=ledger.trading_state(), kill_switches=list(decision.reasons),
         no_trade_reason=decision.no_trade_reason, borrow_fee=done.borrow_fee,
-        risk=risk)
+        risk=risk, tca=daily.tca_records(ledger, day))
     report = project.reports_dir / "daily" / f"{day}.md"
     markdown = daily.report_markdown(result, scores, ledger)
     write_text(markdown, report)
@@ -192,8 +194,8 @@ def trade_day(project: Project, day: dt.date) -> dict:
 
 
 def publish_report(day: dt.date, markdown: str, result: daily.DayResult, page: Path) -> None:
-    """The day in the Prefect UI: the report as a Markdown artifact, the orders as a table,
-    and a link to the HTML page with its charts."""
+    """The day in the Prefect UI: the report as a Markdown artifact, the orders and the
+    filled orders' transaction costs as tables, and a link to the HTML page with its charts."""
     create_markdown_artifact(markdown, key="daily-report",
                              description=f"alphaline daily report for {day}")
     link_artifact(page, key="daily-report-page",
@@ -205,3 +207,6 @@ def publish_report(day: dt.date, markdown: str, result: daily.DayResult, page: P
                for cid, why in result.orders_rejected])
     if rows:
         create_table_artifact(rows, key="daily-orders", description=f"orders of {day}")
+    if result.tca:
+        create_table_artifact(result.tca, key="daily-tca",
+                              description=f"transaction costs of the orders filled on {day}")

@@ -22,6 +22,7 @@ from alphaline.trading.book import NO_CONTEXT, BookContext, book_context
 from alphaline.trading.brokers import Broker, ReconcilingBroker
 from alphaline.trading.corporate_actions import split_ratios
 from alphaline.trading.costs import CostModel
+from alphaline.trading.execution import Bar, execution_style, start_price
 from alphaline.trading.kill_switches import (
     DayFacts,
     KillSwitchDecision,
@@ -30,13 +31,14 @@ from alphaline.trading.kill_switches import (
     headroom,
 )
 from alphaline.trading.ledger import Ledger
-from alphaline.trading.ledger.models import DailyNav
+from alphaline.trading.ledger.models import DailyNav, Fill, Order, Tca
 from alphaline.trading.marks import last_closes
 from alphaline.trading.portfolio import OrderIntent
 from alphaline.trading.rebalance import RebalancePlan, day_plan
 from alphaline.trading.risk_engine import Approved, check_orders, typical_quantities
 from alphaline.trading.risk_report import risk_markdown, risk_report
 from alphaline.trading.states import ACTIVE, HALTED
+from alphaline.trading.tca import fill_tca, tca_markdown
 
 
 @dataclass
@@ -48,6 +50,19 @@ class MarketSnapshot:
     daily_vol: dict[str, float]
     adv: dict[str, float]
     prev_close: dict[str, float] = field(default_factory=dict)  # last validated close before
+    # today's open, high and low, where the data have them: schedules are priced along them
+    open: dict[str, float] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+    low: dict[str, float] = field(default_factory=dict)
+
+    def bar(self, symbol: str) -> Bar:
+        """``symbol``'s bar today as the execution schedules read it (nan where missing)."""
+        nan = float("nan")
+        return Bar(self.open.get(symbol, nan), self.high.get(symbol, nan),
+                   self.low.get(symbol, nan), self.close.get(symbol, nan))
+
+    def bars(self) -> dict[str, Bar]:
+        return {symbol: self.bar(symbol) for symbol in self.close}
 
 
 @dataclass
@@ -95,13 +110,15 @@ class DayResult:
     no_trade_reason: str | None = None
     borrow_fee: float = 0.0  # charged on today's short book
     risk: dict = field(default_factory=dict)  # the risk section (trading/risk_report.py)
+    tca: list[dict] = field(default_factory=list)  # today's fills' TCA rows (trading/tca.py)
 
 
 def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20,
                     splits: dict[str, float] | None = None) -> MarketSnapshot:
-    """Today's closes, each name's daily volatility and ADV over ``window`` sessions, and the
-    previous validated close (restated by today's split ratio, so that the price band
-    compares like with like on a split day). ADV is NaN without volumes (close-only data)."""
+    """Today's closes (and open, high, low where the data have them), each name's daily
+    volatility and ADV over ``window`` sessions, and the previous validated close (restated
+    by today's split ratio, so that the price band compares like with like on a split day).
+    ADV is NaN without volumes (close-only data)."""
     ts = pd.Timestamp(day)
     hist = bars[bars["date"] <= ts].sort_values(["symbol", "date"])
     today = hist[hist["date"] == ts]  # empty on a stale day: the kill switch says so
@@ -114,8 +131,10 @@ def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20,
     for symbol, ratio in (splits or {}).items():
         if symbol in prev and ratio > 0:
             prev[symbol] /= ratio
-    return MarketSnapshot(day, today.set_index("symbol")["close"].to_dict(), vol.to_dict(),
-                          adv, prev)
+    indexed = today.set_index("symbol")
+    extra = {c: indexed[c].dropna().astype("float64").to_dict() if c in indexed else {}
+             for c in ("open", "high", "low")}
+    return MarketSnapshot(day, indexed["close"].to_dict(), vol.to_dict(), adv, prev, **extra)
 
 
 def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int) -> pd.DataFrame:
@@ -202,12 +221,43 @@ def cancel_for_splits(ledger: Ledger, broker: Broker, day: dt.date,
 
 
 def fill_working_orders(ledger: Ledger, broker: Broker, snap: MarketSnapshot) -> int:
-    """Fill at ``snap.day``'s close the working orders decided earlier whose session it is;
-    returns fills added (0 on a rerun). An order that missed its session does not fill."""
+    """Fill in ``snap.day``'s session the working orders decided earlier whose session it
+    is, each as its execution style says; returns fills added (0 on a rerun). An order that
+    missed its session does not fill."""
     due = [o for o in ledger.working_orders(before=snap.day)
            if o.expires_on is None or o.expires_on >= snap.day]
     return ledger.add_fills(broker.fills_at_close(snap.day, due, snap.close,
-                                                  snap.daily_vol, snap.adv))
+                                                  snap.daily_vol, snap.adv, snap.bars()))
+
+
+def order_tca_row(order: Order, fills: list[Fill], snap: MarketSnapshot, costs: CostModel
+                  ) -> Tca:
+    """One order's TCA over its fills (trading/tca.py): arrival at its decision close, start
+    where its style began working (the close for MOC, the open for a schedule), the
+    estimate it was decided with (scaled to the filled share of the order)."""
+    shares = sum(f.quantity for f in fills)
+    average = sum(f.quantity * f.price for f in fills) / shares
+    style = order.execution_style or "MOC"
+    start = start_price(style, snap.bar(order.symbol)) if style != "MOC" else average
+    start = start if np.isfinite(start) else average
+    estimate = order.estimated_slippage
+    if estimate is None:  # an order decided before estimates were kept: today's figures
+        estimate = costs.slippage(order.quantity, order.reference_price,
+                                  snap.daily_vol.get(order.symbol, np.nan),
+                                  snap.adv.get(order.symbol, np.nan))
+    estimate *= abs(shares) / order.quantity
+    t = fill_tca(shares, order.reference_price, start, average, sum(f.slippage for f in fills),
+                 costs.half_spread_bps, sum(f.commission for f in fills), estimate)
+    return Tca(client_order_id=order.client_order_id, day=max(f.day for f in fills),
+               trading_day=order.trading_day, symbol=order.symbol, side=order.side,
+               style=style, **t.as_dict())
+
+
+def record_tca(ledger: Ledger, costs: CostModel, snap: MarketSnapshot) -> int:
+    """The TCA row of every order filled in ``snap.day``'s session, written (again: a rerun
+    writes the same figures, a crash after the fills and before this loses nothing)."""
+    return ledger.record_tca([order_tca_row(o, fills, snap, costs)
+                              for o, fills in ledger.filled_orders(snap.day)])
 
 
 def expire_day_orders(ledger: Ledger, broker: Broker, day: dt.date) -> list[str]:
@@ -228,19 +278,18 @@ def expire_day_orders(ledger: Ledger, broker: Broker, day: dt.date) -> list[str]
 def day_facts(ledger: Ledger, snap: MarketSnapshot, bars: pd.DataFrame,
               champion_error: str | None, costs: CostModel) -> DayFacts:
     """What the kill switches read beside the NAV history: how fresh the data are, whether
-    the champion loaded, and today's fills' slippage against the cost model's estimate."""
+    the champion loaded, and the realized slippage (spread + impact) of the orders filled
+    today against the cost model's estimate when they were decided (their TCA rows)."""
     newest = bars.loc[bars["date"] <= pd.Timestamp(snap.day), "date"].max()
-    fills = ledger.fills(day=snap.day)
-    realized = sum(f.slippage for f in fills)
-    estimated = float(costs.slippages(
-        [abs(f.quantity) for f in fills], [f.price for f in fills],
-        [snap.daily_vol.get(f.symbol, np.nan) for f in fills],
-        [snap.adv.get(f.symbol, np.nan) for f in fills]).sum()) if fills else 0.0
+    tca = ledger.tca(day=snap.day)
+    filled = not tca.empty
     return DayFacts(day=snap.day,
                     last_data_day=None if pd.isna(newest) else pd.Timestamp(newest).date(),
                     champion_error=champion_error,
-                    realized_slippage=realized if fills else None,
-                    estimated_slippage=estimated if fills else None)
+                    realized_slippage=float((tca["spread"] + tca["impact"]).sum())
+                    if filled else None,
+                    estimated_slippage=float(tca["estimated_slippage"].sum())
+                    if filled else None)
 
 
 def charge_borrow(ledger: Ledger, costs: CostModel, day: dt.date, closes: dict[str, float],
@@ -293,9 +342,16 @@ def place(ledger: Ledger, broker: Broker, intents: list[OrderIntent], snap: Mark
                     for o in sorted(today, key=lambda o: o.sequence)}
     rejected = [(o, why) for o, why in verdict.rejected
                 if last_refusal.get((o.symbol, o.intent)) != (o.side, o.quantity, why)]
+    styles = {a.order.client_order_id: execution_style(
+        a.order.quantity, snap.adv.get(a.order.symbol, np.nan), params.broker.execution)
+        for a in verdict.approved}
+    estimates = {a.order.client_order_id: broker.costs.slippage(
+        a.order.quantity, a.order.reference_price, snap.daily_vol.get(a.order.symbol, np.nan),
+        snap.adv.get(a.order.symbol, np.nan)) for a in verdict.approved}
     ledger.add_orders(verdict.approved, rejected, broker=broker.name,
                       model_version=model_version,
-                      expires_on=next_session(params.data.calendar, day))
+                      expires_on=next_session(params.data.calendar, day),
+                      styles=styles, estimates=estimates)
     sent = send(ledger, broker, verdict.approved)
     return Placement(sent=sent, rejected=[(o.client_order_id, why) for o, why in rejected],
                      repeated=len(verdict.rejected) - len(rejected), already=already)
@@ -367,6 +423,9 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
                   for cid in result.orders_resent]
         lines += [f"- {cid}: cancelled — {why}" for cid, why in result.orders_cancelled]
         lines += [f"- {cid}: expired unfilled" for cid in result.orders_expired]
+    tca = ledger.tca(day=result.day)
+    if not tca.empty:
+        lines += ["", tca_markdown(tca).rstrip()]
     if result.risk:
         lines += ["", risk_markdown(result.risk).rstrip()]
     nav = ledger.nav_history()
@@ -378,16 +437,36 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
     return "\n".join(lines) + "\n"
 
 
+def tca_records(ledger: Ledger, day: dt.date) -> list[dict]:
+    """The TCA rows of the orders filled on ``day``, rounded for a table: order, style,
+    shares, prices, each component and the shortfall in dollars and bps, the estimate."""
+    rows = ledger.tca(day=day)
+    out = []
+    for r in rows.itertuples():
+        notional = abs(r.shares) * r.arrival_price
+        out.append({"order": r.client_order_id, "style": r.style, "shares": r.shares,
+                    "arrival": round(r.arrival_price, 4), "start": round(r.start_price, 4),
+                    "avg_fill": round(r.average_fill, 4), "delay": round(r.delay, 2),
+                    "drift": round(r.drift, 2), "spread": round(r.spread, 2),
+                    "impact": round(r.impact, 2), "fees": round(r.fees, 2),
+                    "shortfall": round(r.shortfall, 2),
+                    "shortfall_bps": round(r.shortfall / notional * 1e4, 2) if notional else None,
+                    "estimated_slippage": round(r.estimated_slippage, 2),
+                    "slippage_vs_estimate": round(r.slippage_vs_estimate, 2)})
+    return out
+
+
 def result_json(result: DayResult) -> str:
     return json.dumps(result.__dict__, default=str, indent=2)
 
 
 def settle_day(ledger: Ledger, broker: Broker, snap: MarketSnapshot, calendar: str
                ) -> tuple[OpeningResult, int, list[str], DailyNav]:
-    """Resolve what a crash or a halt left, fill the orders due at today's close, expire the
-    day orders that did not fill, mark the book."""
+    """Resolve what a crash or a halt left, fill the orders due in today's session and
+    record their TCA, expire the day orders that did not fill, mark the book."""
     opening = open_day(ledger, broker, snap.day)
     fills = fill_working_orders(ledger, broker, snap) + opening.reconciled_fills
+    record_tca(ledger, broker.costs, snap)
     expired = expire_day_orders(ledger, broker, snap.day)
     return opening, fills, expired, ledger.mark_to_market(snap.day, snap.close,
                                                           calendar=calendar)

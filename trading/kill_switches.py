@@ -11,8 +11,8 @@ written once per day (a rerun with the same facts writes nothing).
   lookback) at a tier's speed → target weights × the tier's scale; the last tier keeps that
   share of every position, sells the rest, and moves to REDUCING;
 - stale data: the newest validated bar is older than the trading day → no trading today;
-- slippage: realized slippage above ``max_slippage_ratio`` × the cost model's estimate →
-  REDUCING;
+- slippage: realized slippage (spread + impact of the day's fills, from their TCA) above
+  ``max_slippage_ratio`` × the cost model's estimate for them at the decision → REDUCING;
 - champion: the champion model cannot be loaded → no trading today.
 
 A rule only raises the state's severity; a person lowers it (``alphaline risk resume``).
@@ -41,8 +41,8 @@ class DayFacts:
     day: dt.date
     last_data_day: dt.date | None  # the newest validated bar's day
     champion_error: str | None = None  # why the champion could not be loaded
-    realized_slippage: float | None = None  # dollars, the day's fills
-    estimated_slippage: float | None = None  # dollars, the cost model's estimate, same fills
+    realized_slippage: float | None = None  # dollars: spread + impact of the day's fills
+    estimated_slippage: float | None = None  # dollars: the cost model's, at the decision
 
 
 @dataclass(frozen=True)

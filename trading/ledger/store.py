@@ -36,6 +36,7 @@ from alphaline.trading.ledger.models import (
     PositionAdjustment,
     RiskEvent,
     Signal,
+    Tca,
 )
 from alphaline.trading.marks import Mark, mark_book, sessions_between
 from alphaline.trading.portfolio import OrderIntent
@@ -229,11 +230,14 @@ class Ledger:
                                  .where(Order.client_order_id.in_(ids))))
 
     def add_orders(self, approved: list[Approved], rejected: list[tuple[OrderIntent, str]], *,
-                   broker: str, model_version: str | None, expires_on: dt.date | None
-                   ) -> list[str]:
+                   broker: str, model_version: str | None, expires_on: dt.date | None,
+                   styles: dict[str, str] | None = None,
+                   estimates: dict[str, float] | None = None) -> list[str]:
         """Record the risk engine's verdict: approved orders as ``NEW`` (``approved`` set: only
         an :class:`Approved` wrapper sets it), refused ones as ``REJECTED`` with the reason,
         each with its first event, all in one transaction. Ids already there are skipped.
+        ``styles``: each order's execution style by id (``MOC`` where absent);
+        ``estimates``: the cost model's slippage estimate at the decision, by id.
         Returns the ids inserted."""
         for a in approved:
             if not isinstance(a, Approved):
@@ -255,7 +259,9 @@ class Ledger:
                             broker=broker, model_version=model_version,
                             sequence=order_life.sequence_of(o.client_order_id),
                             time_in_force="DAY", expires_on=expires_on,
-                            approved=status == order_life.NEW, filled_quantity=0.0))
+                            approved=status == order_life.NEW, filled_quantity=0.0,
+                            execution_style=(styles or {}).get(o.client_order_id, "MOC"),
+                            estimated_slippage=(estimates or {}).get(o.client_order_id)))
                 s.flush()  # the order row before its event (foreign key)
                 s.add(OrderEvent(client_order_id=o.client_order_id, from_status=None,
                                  to_status=status, cause=cause))
@@ -416,6 +422,35 @@ class Ledger:
                 s.add(fill)
                 added += 1
         return added
+
+    def filled_orders(self, day: dt.date) -> list[tuple[Order, list[Fill]]]:
+        """Each order with a fill on ``day``, with all its fills so far (what its TCA
+        covers)."""
+        with self.session() as s:
+            ids = select(Fill.client_order_id).where(Fill.day == day).distinct()
+            orders = list(s.scalars(select(Order).where(Order.client_order_id.in_(ids))
+                                    .order_by(Order.client_order_id)))
+            fills: dict[str, list[Fill]] = {o.client_order_id: [] for o in orders}
+            q = (select(Fill).where(Fill.client_order_id.in_(list(fills)), Fill.day <= day)
+                 .order_by(Fill.day, Fill.fill_id))
+            for f in s.scalars(q):
+                fills[f.client_order_id].append(f)
+            return [(o, fills[o.client_order_id]) for o in orders]
+
+    def record_tca(self, rows: list[Tca]) -> int:
+        """Write each order's TCA row, replacing an earlier one of the same order (its later
+        fills are in the new one); one transaction. Returns the rows written."""
+        with self.session() as s, s.begin():
+            for row in rows:
+                s.merge(row)
+        return len(rows)
+
+    def tca(self, day: dt.date | None = None) -> pd.DataFrame:
+        """The ``tca`` table (of orders last filled on ``day`` when given), by order."""
+        q = select(Tca).order_by(Tca.day, Tca.client_order_id)
+        if day is not None:
+            q = q.where(Tca.day == day)
+        return pd.read_sql(q, self.engine)
 
     def holdings(self, through: dt.date | None = None) -> dict[str, float]:
         """Shares per symbol: fills plus adjustments (a split's shares)."""
