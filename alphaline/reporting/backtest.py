@@ -190,8 +190,8 @@ def _exposures(daily: pd.DataFrame, result: BacktestResult) -> Section:
 def _signal(result: BacktestResult) -> list[Section]:
     if result.scores.empty or result.closes.empty:
         return [Section("signal", "Signal", [Text("No scores in this result.")])]
-    ic = signal.ic_over_time(result.scores, result.closes, 1)
-    decay = signal.ic_decay(result.scores, result.closes)
+    by_horizon = signal.ic_by_horizon(result.scores, result.closes)
+    ic, decay = by_horizon[1], signal.decay_table(by_horizon)
     q = signal.quantile_returns(result.scores, result.closes)
     spread = signal.quantile_spread(q)
     fmt = {"ic": lambda v: num(v, 4), "rank_ic": lambda v: num(v, 4), "rank_ic_t": num,

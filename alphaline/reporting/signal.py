@@ -41,13 +41,17 @@ def ic_over_time(scores: pd.DataFrame, closes: pd.DataFrame, horizon: int = 1) -
                          "rank_ic": ic_series(f["score"], f["label"], f["date"], rank=True)})
 
 
-def ic_decay(scores: pd.DataFrame, closes: pd.DataFrame, horizons: tuple[int, ...] = HORIZONS
-             ) -> pd.DataFrame:
+def ic_by_horizon(scores: pd.DataFrame, closes: pd.DataFrame,
+                  horizons: tuple[int, ...] = HORIZONS) -> dict[int, pd.DataFrame]:
+    """:func:`ic_over_time` at each horizon."""
+    return {h: ic_over_time(scores, closes, h) for h in horizons}
+
+
+def decay_table(by_horizon: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """Mean IC and rank IC at each horizon, with the t-statistic of the rank IC's mean
     (overlapping horizons make neighbouring dates dependent: the t-stat is optimistic)."""
     rows = []
-    for h in horizons:
-        ic = ic_over_time(scores, closes, h)
+    for h, ic in by_horizon.items():
         n = len(ic)
         sd = float(ic["rank_ic"].std()) if n > 1 else float("nan")
         rows.append({"horizon": h, "ic": float(ic["ic"].mean()) if n else float("nan"),
@@ -56,6 +60,12 @@ def ic_decay(scores: pd.DataFrame, closes: pd.DataFrame, horizons: tuple[int, ..
                      if n > 1 and sd > 0 else float("nan"),
                      "dates": n})
     return pd.DataFrame(rows).set_index("horizon")
+
+
+def ic_decay(scores: pd.DataFrame, closes: pd.DataFrame, horizons: tuple[int, ...] = HORIZONS
+             ) -> pd.DataFrame:
+    """:func:`decay_table` of the scores' IC at ``horizons``."""
+    return decay_table(ic_by_horizon(scores, closes, horizons))
 
 
 def quantile_returns(scores: pd.DataFrame, closes: pd.DataFrame, quantiles: int = 5,
