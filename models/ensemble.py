@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from alphaline.models.cv import cross_val_predict, purged_kfold
+from alphaline.models.explain import tree_shap
 from alphaline.models.lgbm import LGBMMember, cross_sectional_rank
 
 log = logging.getLogger(__name__)
@@ -142,18 +143,23 @@ class TreeEnsemble(BaseEstimator):
     def contributions(self, X: pd.DataFrame, *, dates: ArrayLike | None) -> np.ndarray:
         """Exact SHAP decomposition of ``predict``: member TreeSHAP values, each scaled by
         its stacking weight over the member's per-date standard deviation (the per-date
-        mean shifts every row of a date alike and is not a feature's doing)."""
-        import shap
+        mean shifts every row of a date alike and is not a feature's doing).
 
-        values = X[list(self.feature_names_in_)]
-        _, std = per_date_zscore(self.member_predictions(X), dates)
+        The values are LightGBM's own TreeSHAP (``explain.tree_shap``) on the float32 rows
+        the members score, and each member's margins, for its per-date deviation, are
+        their sums: one pass over the trees per member.
+        """
+        check_is_fitted(self)
+        values = X[list(self.feature_names_in_)].to_numpy(dtype="float32")
         total = np.zeros(values.shape, dtype="float64")
         for m, member in enumerate(self.members_):
             if self.weights_[m] == 0:
                 continue
-            phi = np.asarray(shap.TreeExplainer(member.booster_).shap_values(values))
-            scale = np.divide(self.weights_[m], std[:, m], out=np.zeros(len(values)),
-                              where=std[:, m] > 0)
+            phi, margin = tree_shap(member.booster_, values, member.n_jobs)
+            _, std = per_date_zscore(margin[:, None], None if dates is None
+                                     else np.asarray(dates))
+            scale = np.divide(self.weights_[m], std[:, 0], out=np.zeros(len(values)),
+                              where=std[:, 0] > 0)
             total += phi * scale[:, None]
         return total
 
