@@ -133,11 +133,15 @@ def test_bootstrap_bands_resample_in_optimal_blocks_around_the_observed_figures(
     pd.testing.assert_frame_equal(bands.draws, again.draws)  # seeded: the page is repeatable
 
 
-def test_ic_decays_with_the_horizon_of_a_one_day_signal(result):
+def test_ic_decays_with_the_horizon_of_a_one_day_signal():
+    """The planted score knows one session's return only: a longer horizon dilutes it, so
+    the IC falls with the horizon (about as 1/sqrt(h))."""
+    result = synthetic_result(n_days=300, n_symbols=60, alpha=0.25)
     decay = signal.ic_decay(result.scores, result.closes)
     assert list(decay.index) == [1, 2, 5, 10, 20]
-    assert decay.at[1, "rank_ic"] > 0.03 and decay.at[1, "rank_ic_t"] > 3, decay
-    assert abs(decay.at[20, "rank_ic"]) < decay.at[1, "rank_ic"] / 2, decay
+    assert decay.at[1, "rank_ic"] > 0.1 and decay.at[1, "rank_ic_t"] > 10, decay
+    assert decay["rank_ic"].is_monotonic_decreasing, decay
+    assert decay.at[20, "rank_ic"] < decay.at[1, "rank_ic"] / 3, decay
     q = signal.quantile_returns(result.scores, result.closes)
     means = q.mean()
     assert means[5] > means[1] and signal.quantile_spread(q).mean() > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -72,6 +73,7 @@ def plain_pct(v: float, decimals: int = 1) -> str:
 
 
 Formatter = Callable[[object], str]
+_NUMBER = re.compile(r"^[+\-−]?[\d,]*\.?\d+%?$")
 
 
 def _cell(value: object, fmt: Formatter | None) -> tuple[str, str]:
@@ -85,8 +87,12 @@ def _cell(value: object, fmt: Formatter | None) -> tuple[str, str]:
         text = fmt(value) if fmt else default
         cls = "num neg" if value < 0 else "num"
         return text, cls
-    return ("" if value is None or value is pd.NA or value != value else
-            (fmt(value) if fmt else str(value))), ""
+    if value is None or value is pd.NA or value != value:
+        return "", ""
+    text = fmt(value) if fmt else str(value)
+    if _NUMBER.match(text):  # a figure formatted before it got here: align it as one
+        return text, "num neg" if text.startswith(("-", "−")) else "num"
+    return text, ""
 
 
 def table_html(frame: pd.DataFrame, formats: Mapping[str, Formatter] | None = None, *,
