@@ -297,3 +297,33 @@ def test_a_flow_publishes_a_link_to_its_report(report, prefect_harness, tmp_path
     assert f"({page.resolve().as_uri()})" in found[0].data  # a Markdown link to the page
     with pytest.raises(ValueError, match="lowercase"):
         link_artifact(page, "Backtest Report", "bad key")
+
+
+def test_the_vectorized_engines_result_makes_a_report_that_renders(browser, tmp_path):
+    """The real result type as an engine fills it (NaN betas, baselines with a warm-up, one
+    research version without a training date), not only the synthetic one."""
+    from alphaline.config import load_params
+    from alphaline.pipelines.synthetic import generate_market
+    from alphaline.trading.backtest.assemble import from_engine
+    from alphaline.trading.backtest.vectorized import book_backtest, market_grids
+    from alphaline.trading.costs import market_panel
+    from tests.conftest import REPO
+
+    params = load_params(REPO / "params.yaml")
+    bars, _ = generate_market(16, "2021-06-01", "2022-02-28", seed=5, alpha_strength=0.15)
+    grid = market_grids(market_panel(bars))
+    close = grid["close"]
+    nxt = close.shift(-2) / close.shift(-1) - 1  # a noisy view of the next session's return
+    noise = np.random.default_rng(0).normal(0, 1, nxt.shape)
+    panel = (0.2 * nxt / np.nanstd(nxt.to_numpy()) + noise).loc["2021-09-01":]
+    scores = panel.rename_axis(index="date", columns="symbol").stack().rename("score") \
+        .reset_index()
+    result = from_engine(book_backtest(scores, grid, params), scores, grid, params,
+                         meta={"run_id": "engine"})
+    page = write_backtest_report(result, tmp_path / "engine", title="engine",
+                                 bootstrap_reps=100)
+    load = browser.open(page)
+    assert load.errors == []
+    assert {c["id"] for c in load.charts if c["rendered"]} == BACKTEST_CHARTS - {"shap-1",
+                                                                                 "shap-2"}
+    assert "No SHAP summary was given" in page.read_text()
