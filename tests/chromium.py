@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class Browser:
              "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         port = self._port(deadline=time.monotonic() + 60)
+        # keep reading Chromium's log, or a full pipe would stall the browser mid-session
+        threading.Thread(target=self._drain, daemon=True).start()
         pages = [t for t in self._json(port, "list") if t["type"] == "page"]
         self.ws: ClientConnection = connect(pages[0]["webSocketDebuggerUrl"], max_size=None,
                                             open_timeout=30)
@@ -102,6 +105,11 @@ class Browser:
                 return int(found.group(1))
         self.close()
         raise RuntimeError("chromium did not open its DevTools port: " + "".join(lines[-20:]))
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for _ in self.proc.stderr:
+            pass
 
     @staticmethod
     def _json(port: int, what: str) -> list[dict]:
