@@ -82,7 +82,7 @@ def write_backtest_report(result: BacktestResult, out_dir: Path, *, title: str,
 
     header = _key_figures(figs, before, base, psr, deflated, dsr)
     sections = [
-        _performance(r, ew, others, base, periods),
+        _performance(r, ew, others, base, periods, _switches(result.versions, r.index)),
         _calendar(r, ew, periods),
         _costs(daily, periods),
         _exposures(daily, result),
@@ -137,8 +137,20 @@ def _key_figures(figs: dict, before: dict, base: dict | None, psr: float,
     return out
 
 
+def _switches(versions: pd.DataFrame, sessions: pd.DatetimeIndex) -> dict[str, pd.Timestamp]:
+    """Version → the session it started trading, for every version after the first."""
+    if len(versions) < 2 or "first_day" not in versions:
+        return {}
+    starts = {str(v): pd.Timestamp(d) for v, d in zip(versions["version"],
+                                                       versions["first_day"], strict=True)
+              if d is not None and not pd.isna(d)}
+    return {v: d for v, d in sorted(starts.items(), key=lambda kv: kv[1])
+            if sessions[0] < d <= sessions[-1]}
+
+
 def _performance(r: pd.Series, ew: pd.Series | None, others: pd.DataFrame,
-                 base: dict | None, periods: int) -> Section:
+                 base: dict | None, periods: int, switches: dict[str, pd.Timestamp]
+                 ) -> Section:
     window = 63 if len(r) >= 126 else max(5, len(r) // 3)
     figures = pd.DataFrame({"strategy": st.headline(r, periods),
                             **({"equal weight": base} if base is not None else {}),
@@ -147,8 +159,11 @@ def _performance(r: pd.Series, ew: pd.Series | None, others: pd.DataFrame,
     fmt = {c: pct for c in ("cagr", "max_drawdown", "total_return")}
     fmt |= {"volatility": plain_pct, "sharpe": num, "sortino": num, "calmar": num}
     return Section("performance", "Performance", [
-        chart("equity", charts.equity(r, ew, others if len(others.columns) else None),
-              "Growth of one dollar, strategy against the equal-weight universe"),
+        chart("equity", charts.equity(r, ew, others if len(others.columns) else None,
+                                      switches),
+              "Growth of one dollar, strategy against the equal-weight universe",
+              "Dotted lines: a new model version took over (walk-forward refit)."
+              if switches else ""),
         Table(table_html(figures.rename_axis("series"), fmt)),
         chart("drawdown", charts.underwater(st.drawdown(r),
                                             st.drawdown(ew) if ew is not None else None),

@@ -64,11 +64,17 @@ def _pct(ax, axis: str = "y", decimals: int = 0) -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
-def equity(strategy: pd.Series, baseline: pd.Series | None, others: pd.DataFrame | None = None
-           ) -> Figure:
-    """Growth of one dollar: the strategy after costs against the equal-weight universe."""
+def equity(strategy: pd.Series, baseline: pd.Series | None, others: pd.DataFrame | None = None,
+           switches: dict[str, pd.Timestamp] | None = None) -> Figure:
+    """Growth of one dollar: the strategy after costs against the equal-weight universe;
+    ``switches`` (version → first session) marks where a walk-forward's new model took over."""
     fig, ax = _figure(3.6)
     with mpl.rc_context(_STYLE):
+        for version, day in (switches or {}).items():
+            ax.axvline(day, color=MUTED, lw=0.8, ls=":")
+            ax.annotate(f"v{version}", (day, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(2, -2), textcoords="offset points", va="top", fontsize=7.5,
+                        color="#52606d")
         if others is not None:
             for name in others:
                 ax.plot(others.index, (1 + others[name].fillna(0)).cumprod(), color=MUTED,
@@ -80,7 +86,8 @@ def equity(strategy: pd.Series, baseline: pd.Series | None, others: pd.DataFrame
                 label="strategy (after costs)")
         ax.axhline(1.0, color="#52606d", lw=0.6)
         ax.set_title("Growth of $1")
-        ax.legend(loc="upper left", ncols=4)
+        # above the plot, right of the title: never over the lines
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=4, borderaxespad=0.2)
     return fig
 
 
