@@ -327,3 +327,24 @@ def test_the_vectorized_engines_result_makes_a_report_that_renders(browser, tmp_
     assert {c["id"] for c in load.charts if c["rendered"]} == BACKTEST_CHARTS - {"shap-1",
                                                                                  "shap-2"}
     assert "No SHAP summary was given" in page.read_text()
+
+
+def test_a_backtest_that_never_traded_still_makes_a_page_that_renders(browser, tmp_path):
+    """A halted or empty run: flat NAV, no fills, no scores. The page says so and renders."""
+    from alphaline.trading.backtest.result import TRADE_COLUMNS
+
+    flat = synthetic_result(n_days=40)
+    moving = ["returns", "gross", "net", "long", "short", "turnover", "commission", "spread",
+              "impact", "borrow"]
+    flat.daily[moving] = 0.0
+    flat.daily["nav"], flat.daily["beta"] = 1e6, np.nan
+    flat.trades = pd.DataFrame(columns=TRADE_COLUMNS)
+    flat.scores = pd.DataFrame(columns=["date", "symbol", "score"])
+    flat.weights = pd.DataFrame(index=flat.daily.index)
+    page = write_backtest_report(flat, tmp_path / "flat", title="flat", bootstrap_reps=50)
+    load = browser.open(page)
+    assert load.errors == []
+    assert {c["id"] for c in load.charts if c["rendered"]} == {
+        "equity", "drawdown", "rolling", "monthly", "costs", "exposures", "bootstrap"}
+    html = page.read_text()
+    assert "No scores in this result." in html and "No trades." in html

@@ -146,8 +146,9 @@ def bootstrap_bands(returns: pd.Series, reps: int = 500, seed: int = 0,
     r = returns.dropna().to_numpy(dtype="float64")
     if len(r) < 10:
         raise ValueError(f"bootstrap_bands: {len(r)} returns; at least 10 are needed")
-    block = float(optimal_block_length(r)["stationary"].iloc[0])
-    block = max(1.0, block)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a flat series has no autocorrelation
+        block = float(optimal_block_length(r)["stationary"].iloc[0])
+    block = max(1.0, block) if np.isfinite(block) else 1.0
 
     bs = StationaryBootstrap(block, r, seed=np.random.default_rng(seed))
     draws = pd.DataFrame(bs.apply(path_figures, reps, {"periods": periods}),
