@@ -17,7 +17,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
-from matplotlib.dates import DateFormatter
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
@@ -280,9 +280,11 @@ def nav_history(nav: pd.DataFrame) -> Figure:
         bottom.set_ylabel("exposure")
         if len(days) <= 15:  # a few days: one tick each, not hours between them
             bottom.set_xticks(days, [d.strftime("%Y-%m-%d") for d in days])
+            fig.autofmt_xdate()
         else:
-            bottom.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
-        fig.autofmt_xdate()
+            locator = AutoDateLocator(minticks=3, maxticks=9)
+            bottom.xaxis.set_major_locator(locator)
+            bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return fig
 
 

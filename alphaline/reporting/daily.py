@@ -166,7 +166,8 @@ def _risk(risk: dict) -> Section | None:
     if e.get("sectors"):
         sectors = pd.DataFrame(e["sectors"]).T.rename_axis("sector").sort_index()
         blocks.append(Table(table_html(sectors, {"net": lambda v: f"{v:+.3f}",
-                                                 "gross": lambda v: f"{v:.3f}"})))
+                                                 "gross": lambda v: f"{v:.3f}"}),
+                            "Sector exposure (fraction of NAV)"))
     if risk.get("headroom"):
         head = pd.DataFrame(risk["headroom"])
         blocks.append(Table(table_html(head, {c: (lambda v: pct(v, 2)) for c in

@@ -160,6 +160,7 @@ section { background:#fff; border:1px solid var(--line); border-radius:6px; marg
           padding:14px 20px; }
 h2 { font-size:16px; margin:0 0 6px; }
 .intro, figcaption { color:var(--muted); font-size:12.5px; }
+.caption { margin:12px 0 0; font-weight:600; }
 figure.chart { margin:8px 0 14px; }
 figure.chart img { width:100%; height:auto; display:block; }
 table { border-collapse:collapse; margin:8px 0 14px; font-size:12.5px;
@@ -198,8 +199,8 @@ footer { color:var(--muted); font-size:11px; padding:0 32px 24px; }
 {% if b.caption %}<figcaption>{{ b.caption }}</figcaption>{% endif %}
 </figure>
 {% elif b is instance_of_table %}
+{% if b.caption %}<p class="intro caption">{{ b.caption }}</p>{% endif %}
 <div class="table-wrap">{{ b.html }}</div>
-{% if b.caption %}<p class="intro">{{ b.caption }}</p>{% endif %}
 {% else %}
 <p>{{ b.body }}</p>
 {% endif %}
