@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from alphaline.features.rolling import (
     Moments,
@@ -43,6 +42,7 @@ from alphaline.features.rolling import (
     window_count,
     window_sum,
 )
+from alphaline.features.window_order import extreme_position, order_stats
 
 Wide = pd.DataFrame
 WINDOWS = (5, 10, 20, 30, 60)
@@ -107,7 +107,6 @@ def names() -> list[str]:
 # min_periods=1)`` semantics: NaNs are skipped, early rows use the days they have.
 
 Arr = np.ndarray
-_CHUNK = 32  # symbols per block where windows are materialized (bounds memory)
 
 
 def _finite(frame: Wide) -> Arr:
@@ -131,15 +130,6 @@ def _pandas(x: Arr, d: int, op: str) -> Arr:
     return rolled.to_numpy().reshape(padded.shape)[:, d - 1:]
 
 
-def _padded_chunks(x: Arr, d: int, fill: float):
-    """Yield (row slice, (rows, T, d) contiguous windows) with ``fill`` before the start."""
-    padded = np.full((x.shape[0], x.shape[1] + d - 1), fill)
-    padded[:, d - 1:] = x
-    for j in range(0, x.shape[0], _CHUNK):
-        rows = slice(j, min(j + _CHUNK, x.shape[0]))
-        yield rows, np.array(sliding_window_view(padded[rows], d, axis=1))
-
-
 def _idx(x: Arr, d: int, largest: bool, listed: Arr) -> Arr:
     """Qlib IdxMax/IdxMin: 1-based position of the first extreme in the window.
 
@@ -147,42 +137,14 @@ def _idx(x: Arr, d: int, largest: bool, listed: Arr) -> Arr:
     first session); a missing value in it is where numpy's ``argmax``/``argmin`` stop (a
     NaN beats every number), and a window with no value at all is NaN.
     """
-    missing = ~np.isfinite(x)
-    marker, pad = (np.inf, -np.inf) if largest else (-np.inf, np.inf)
-    before = np.arange(x.shape[1])[None, :] < listed[:, None]
-    values = np.where(missing, marker, x)
-    values[before] = pad  # never chosen: every listed row has itself in its window
-    available = np.clip(np.arange(x.shape[1])[None, :] - listed[:, None] + 1, 1, d)
-    pos = np.empty(x.shape)
-    for rows, win in _padded_chunks(values, d, pad):
-        first = win.argmax(axis=2) if largest else win.argmin(axis=2)
-        pos[rows] = first + 1 - (d - available[rows])
-    pos[(window_count(~missing, d) == 0) | before] = np.nan
-    return pos
+    return extreme_position(x, d, largest, listed.astype(np.int64))
 
 
 def _sorted_window_stats(x: Arr, d: int, qs: tuple[float, ...]) -> tuple[list[Arr], Arr]:
     """Rolling quantiles (linear interpolation, as pandas) and the percentile rank of the
-    last value (pandas ``rank(pct=True)``, average ties), from one sort per window."""
-    x = np.where(np.isfinite(x), x, np.nan)
-    quantiles = [np.full(x.shape, np.nan) for _ in qs]
-    rank = np.full(x.shape, np.nan)
-    for rows, win in _padded_chunks(x, d, np.nan):
-        last = win[:, :, -1:].copy()  # the sort below reorders ``win`` in place
-        less = np.count_nonzero(win < last, axis=2)
-        equal = np.count_nonzero(win == last, axis=2)
-        win.sort(axis=2)  # NaNs go last
-        n = d - np.count_nonzero(np.isnan(win), axis=2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rank[rows] = np.where(np.isnan(last[:, :, 0]), np.nan, (less + (equal + 1) / 2) / n)
-        for out, q in zip(quantiles, qs, strict=True):
-            pos = q * (n - 1)
-            lo = np.floor(pos).astype(np.int64).clip(0, d - 1)
-            hi = np.ceil(pos).astype(np.int64).clip(0, d - 1)
-            a = np.take_along_axis(win, lo[..., None], axis=2)[..., 0]
-            b = np.take_along_axis(win, hi[..., None], axis=2)[..., 0]
-            out[rows] = np.where(n > 0, a + (b - a) * (pos - lo), np.nan)
-    return quantiles, rank
+    last value (pandas ``rank(pct=True)``, average ties), from one sorted window per row."""
+    quantiles, rank = order_stats(x, d, np.asarray(qs, dtype="float64"))
+    return list(quantiles), rank
 
 
 def _regression(y: Arr, d: int) -> tuple[Arr, Arr, Arr]:
