@@ -379,7 +379,7 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
         "",
         f"- model version: {result.model_version}",
         f"- signals recorded: {result.signals}",
-        f"- fills at today's close: {result.fills}",
+        f"- fills in today's session: {result.fills}",
         f"- orders submitted: {len(result.orders_submitted)}; rejected by risk: "
         f"{len(result.orders_rejected)}; already placed earlier: {result.orders_already_placed}",
         f"- NAV: {result.nav:,.2f}  (gross {result.gross_exposure:.2f}, "
