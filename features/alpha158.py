@@ -33,15 +33,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import numpy as np
 import pandas as pd
 
-from alphaline.features.rolling import (
-    Moments,
-    first_value,
-    rolling_mean,
-    rolling_std,
-    rolling_sum,
-    window_count,
-    window_sum,
-)
+from alphaline.features.rolling import MomentSums, first_value, window_diff
 from alphaline.features.window_order import extreme_position, order_stats
 
 Wide = pd.DataFrame
@@ -147,122 +139,195 @@ def _sorted_window_stats(x: Arr, d: int, qs: tuple[float, ...]) -> tuple[list[Ar
     return list(quantiles), rank
 
 
-def _regression(y: Arr, d: int) -> tuple[Arr, Arr, Arr]:
-    """Rolling least squares of ``y`` on time: (slope, R², residual of the last point).
+class _Regression:
+    """Rolling least squares of ``y`` on time at any window length: (slope, R², residual
+    of the last point), from cumulative sums computed once.
 
     Time is measured from each window's last row (``x = t - last``), so the fitted value
     at the last row is the intercept.
     """
-    valid = np.isfinite(y)
-    rows = np.arange(y.shape[1], dtype="float64")[None, :]
-    yc = np.where(valid, y - first_value(y), 0.0)
-    t = np.where(valid, rows, 0.0)
-    n = window_count(valid, d)
-    st, sy = window_sum(t, d), window_sum(yc, d)
-    s1 = st - n * rows
-    s2 = window_sum(t * t, d) - 2 * st * rows + n * rows**2
-    sxy = window_sum(t * yc, d) - sy * rows
-    syy = window_sum(yc * yc, d)
-    denom_x = n * s2 - s1 * s1
-    cov = n * sxy - s1 * sy
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slope = cov / denom_x
-        r2 = cov * cov / (denom_x * (n * syy - sy * sy))
-        resid = yc - (sy - slope * s1) / n
-    bad = (n < 2) | ~valid
-    return (np.where(bad, np.nan, slope), np.where(bad, np.nan, r2),
-            np.where(bad, np.nan, resid))
+
+    def __init__(self, y: Arr):
+        valid = np.isfinite(y)
+        self.rows = np.arange(y.shape[1], dtype="float64")[None, :]
+        self.valid = valid
+        self.yc = np.where(valid, y - first_value(y), 0.0)
+        t = np.where(valid, self.rows, 0.0)
+        self.moments = MomentSums(np.where(valid, y, np.nan))
+        self.ct, self.ctt = np.cumsum(t, axis=1), np.cumsum(t * t, axis=1)
+        self.cty = np.cumsum(t * self.yc, axis=1)
+        self.cyy = np.cumsum(self.yc * self.yc, axis=1)
+        self.cy = np.cumsum(self.yc, axis=1)
+
+    def at(self, d: int) -> tuple[Arr, Arr, Arr]:
+        rows = self.rows
+        n = self.moments.count(d)
+        st, sy = window_diff(self.ct, d), window_diff(self.cy, d)
+        s1 = st - n * rows
+        s2 = window_diff(self.ctt, d) - 2 * st * rows + n * rows**2
+        sxy = window_diff(self.cty, d) - sy * rows
+        syy = window_diff(self.cyy, d)
+        denom_x = n * s2 - s1 * s1
+        cov = n * sxy - s1 * sy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = cov / denom_x
+            r2 = cov * cov / (denom_x * (n * syy - sy * sy))
+            resid = self.yc - (sy - slope * s1) / n
+        bad = (n < 2) | ~self.valid
+        return (np.where(bad, np.nan, slope), np.where(bad, np.nan, r2),
+                np.where(bad, np.nan, resid))
+
+
+def _regression(y: Arr, d: int) -> tuple[Arr, Arr, Arr]:
+    """Rolling least squares of ``y`` on time over ``d`` sessions (see ``_Regression``)."""
+    return _Regression(y).at(d)
+
+
+class _Corr:
+    """Rolling correlation over pairwise-complete finite rows at any window length; NaN
+    where either side's own rolling std is ~0 (Qlib)."""
+
+    def __init__(self, a: Arr, b: Arr):
+        na, nb = ~np.isfinite(a), ~np.isfinite(b)
+        self.same = np.array_equal(na, nb)
+        both = ~na & ~nb
+        self.a = MomentSums(a if self.same else np.where(both, a, np.nan))
+        self.b = MomentSums(b if self.same else np.where(both, b, np.nan))
+        self.cab = np.cumsum(self.a.xc * self.b.xc, axis=1)
+        # Qlib masks on each side's own rolling std (the same as the pairs' when NaNs agree)
+        self.own = None if self.same else (MomentSums(a), MomentSums(b))
+
+    def at(self, d: int) -> Arr:
+        ma, mb = self.a.at(d), self.b.at(d)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cov = window_diff(self.cab, d) - ma.s1 * mb.s1 / ma.n
+            out = cov / np.sqrt((ma.s2 - ma.s1**2 / ma.n) * (mb.s2 - mb.s1**2 / mb.n))
+        out = np.where(ma.n > 1, out, np.nan)
+        sa, sb = (ma.std(), mb.std()) if self.own is None else \
+            (self.own[0].at(d).std(), self.own[1].at(d).std())
+        flat = np.isclose(sa, 0, atol=2e-5) | np.isclose(sb, 0, atol=2e-5)
+        return np.where(flat, np.nan, out)
 
 
 def _corr(a: Arr, b: Arr, d: int) -> Arr:
-    """Rolling correlation over pairwise-complete finite rows; NaN where either side's own
-    rolling std is ~0 (Qlib)."""
-    na, nb = ~np.isfinite(a), ~np.isfinite(b)
-    same = np.array_equal(na, nb)
-    both = ~na & ~nb
-    ma = Moments(a if same else np.where(both, a, np.nan), d)
-    mb = Moments(b if same else np.where(both, b, np.nan), d)
-    cov = window_sum(ma.xc * mb.xc, d) - ma.s1 * mb.s1 / ma.n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = cov / np.sqrt((ma.s2 - ma.s1**2 / ma.n) * (mb.s2 - mb.s1**2 / mb.n))
-    out = np.where(ma.n > 1, out, np.nan)
-    # Qlib masks on each side's own rolling std (the same as above when NaNs coincide).
-    sa, sb = (ma.std(), mb.std()) if same else (rolling_std(a, d), rolling_std(b, d))
-    flat = np.isclose(sa, 0, atol=2e-5) | np.isclose(sb, 0, atol=2e-5)
-    return np.where(flat, np.nan, out)
+    """Rolling correlation of ``a`` and ``b`` over ``d`` sessions (see ``_Corr``)."""
+    return _Corr(a, b).at(d)
 
 
 # the feature set -----------------------------------------------------------------------
+# One task per group of operators that share their intermediate work: each computes its
+# cumulative sums (or sorted windows) once and then every window length from them. Every
+# result is stored as float32 as soon as it exists; tasks run on threads (the array work
+# and the compiled kernels release the GIL).
+
+Out = dict[str, Arr]
 
 
-def _rolling_features(d: int, x: dict[str, Arr]) -> dict[str, Arr]:
-    """The 29 rolling operators for one window, as float32 arrays.
+def _f32(values: Arr) -> Arr:
+    return values.astype("float32")
 
-    Each result is stored as float32 as soon as it exists and intermediates are dropped
-    once used: two windows run at once, so their working sets add up.
-    """
-    c, h, lo, v = x["c"], x["h"], x["lo"], x["v"]
-    out: dict[str, Arr] = {}
 
-    def put(op: str, arr: Arr) -> None:
-        out[f"{op}{d}"] = arr.astype("float32")
+def _price_moments(x: dict[str, Arr]) -> Out:
+    c, out = x["c"], {}
+    sums = MomentSums(c)
+    for d in WINDOWS:
+        m = sums.at(d)
+        out[f"ROC{d}"] = _f32(_shift(c, d) / c)
+        out[f"MA{d}"] = _f32(m.mean() / c)
+        out[f"STD{d}"] = _f32(m.std() / c)
+    return out
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        put("ROC", _shift(c, d) / c)
-        mc = Moments(c, d)
-        put("MA", mc.mean() / c)
-        put("STD", mc.std() / c)
-        del mc
-        slope, r2, resid = _regression(c, d)
-        put("BETA", slope / c)
-        put("RSQR", r2)
-        put("RESI", resid / c)
-        del slope, r2, resid
-        hh, ll = _pandas(h, d, "max"), _pandas(lo, d, "min")
-        put("MAX", hh / c)
-        put("MIN", ll / c)
-        put("RSV", (c - ll) / (hh - ll + EPS))
-        del hh, ll
+
+def _trend(x: dict[str, Arr]) -> Out:
+    c, out = x["c"], {}
+    fit = _Regression(c)
+    for d in WINDOWS:
+        slope, r2, resid = fit.at(d)
+        out[f"BETA{d}"], out[f"RSQR{d}"] = _f32(slope / c), _f32(r2)
+        out[f"RESI{d}"] = _f32(resid / c)
+    return out
+
+
+def _range(x: dict[str, Arr]) -> Out:
+    c, out = x["c"], {}
+    for d in WINDOWS:
+        hh, ll = _pandas(x["h"], d, "max"), _pandas(x["lo"], d, "min")
+        out[f"MAX{d}"], out[f"MIN{d}"] = _f32(hh / c), _f32(ll / c)
+        out[f"RSV{d}"] = _f32((c - ll) / (hh - ll + EPS))
+    return out
+
+
+def _order(x: dict[str, Arr]) -> Out:
+    c, out = x["c"], {}
+    for d in WINDOWS:
         (qtlu, qtld), rank = _sorted_window_stats(c, d, (0.8, 0.2))
-        put("QTLU", qtlu / c)
-        put("QTLD", qtld / c)
-        put("RANK", rank)
-        del qtlu, qtld, rank
-        imax = _idx(h, d, largest=True, listed=x["listed"])
-        imin = _idx(lo, d, largest=False, listed=x["listed"])
-        put("IMAX", imax / d)
-        put("IMIN", imin / d)
-        put("IMXD", (imax - imin) / d)
-        del imax, imin
-        put("CORR", _corr(c, x["log_v"], d))
-        put("CORD", _corr(x["ret"], x["dlog_v"], d))
-        cntp, cntn = rolling_mean(x["up"], d), rolling_mean(x["down"], d)
-        put("CNTP", cntp)
-        put("CNTN", cntn)
-        put("CNTD", cntp - cntn)
-        del cntp, cntn
-        for prefix, gain, loss, move in (("", "gain", "loss", "move"),
-                                         ("V", "vgain", "vloss", "vmove")):
-            total = rolling_sum(x[move], d) + EPS
-            up, down = rolling_sum(x[gain], d) / total, rolling_sum(x[loss], d) / total
-            put(f"{prefix}SUMP", up)
-            put(f"{prefix}SUMN", down)
-            put(f"{prefix}SUMD", up - down)
-            del total, up, down
-        mv = Moments(v, d)
-        put("VMA", mv.mean() / (v + EPS))
-        put("VSTD", mv.std() / (v + EPS))
-        del mv
-        mwv = Moments(x["wv"], d)
-        put("WVMA", mwv.std() / (mwv.mean() + EPS))
-    return {f"{op}{d}": out[f"{op}{d}"] for op in ROLLING}
+        out[f"QTLU{d}"], out[f"QTLD{d}"] = _f32(qtlu / c), _f32(qtld / c)
+        out[f"RANK{d}"] = _f32(rank)
+    return out
+
+
+def _extremes(x: dict[str, Arr]) -> Out:
+    out = {}
+    for d in WINDOWS:
+        imax = _idx(x["h"], d, largest=True, listed=x["listed"])
+        imin = _idx(x["lo"], d, largest=False, listed=x["listed"])
+        out[f"IMAX{d}"], out[f"IMIN{d}"] = _f32(imax / d), _f32(imin / d)
+        out[f"IMXD{d}"] = _f32((imax - imin) / d)
+    return out
+
+
+def _correlations(name: str, a: str, b: str):
+    def task(x: dict[str, Arr]) -> Out:
+        corr = _Corr(x[a], x[b])
+        return {f"{name}{d}": _f32(corr.at(d)) for d in WINDOWS}
+    return task
+
+
+def _counts(x: dict[str, Arr]) -> Out:
+    up, down, out = MomentSums(x["up"]), MomentSums(x["down"]), {}
+    for d in WINDOWS:
+        cntp, cntn = up.at(d).mean(), down.at(d).mean()
+        out[f"CNTP{d}"], out[f"CNTN{d}"] = _f32(cntp), _f32(cntn)
+        out[f"CNTD{d}"] = _f32(cntp - cntn)
+    return out
+
+
+def _moves(prefix: str, gain: str, loss: str, move: str):
+    def task(x: dict[str, Arr]) -> Out:
+        sums = {k: MomentSums(x[k]) for k in (gain, loss, move)}
+        out = {}
+        for d in WINDOWS:
+            total = sums[move].at(d).sum() + EPS
+            up, down = sums[gain].at(d).sum() / total, sums[loss].at(d).sum() / total
+            out[f"{prefix}SUMP{d}"], out[f"{prefix}SUMN{d}"] = _f32(up), _f32(down)
+            out[f"{prefix}SUMD{d}"] = _f32(up - down)
+        return out
+    return task
+
+
+def _volume(x: dict[str, Arr]) -> Out:
+    v, out = x["v"], {}
+    volume, weighted = MomentSums(v), MomentSums(x["wv"])
+    for d in WINDOWS:
+        mv, mwv = volume.at(d), weighted.at(d)
+        out[f"VMA{d}"], out[f"VSTD{d}"] = _f32(mv.mean() / (v + EPS)), _f32(mv.std() / (v + EPS))
+        out[f"WVMA{d}"] = _f32(mwv.std() / (mwv.mean() + EPS))
+    return out
+
+
+# Costliest first, so the threads stay busy to the end.
+TASKS = (
+    _correlations("CORD", "ret", "dlog_v"), _correlations("CORR", "c", "log_v"), _trend,
+    _order, _range, _moves("", "gain", "loss", "move"), _moves("V", "vgain", "vloss", "vmove"),
+    _volume, _price_moments, _counts, _extremes,
+)
 
 
 def alpha158(panel: dict[str, Wide], n_threads: int = 2, wanted: set[str] | None = None):
-    """Yield ``(name, wide frame)`` for the 158 features, a window at a time (in the order
-    windows finish: consumers place features by name).
+    """Yield ``(name, wide frame)`` for the 158 features, a group of operators at a time
+    (in the order groups finish: consumers place features by name).
 
-    The five windows run on ``n_threads`` threads: the array work releases the GIL.
+    The groups run on ``n_threads`` threads: the array work releases the GIL.
     """
     index, columns = panel["close"].index, panel["close"].columns
     o, h, lo, c, v = (_finite(panel[k]) for k in ("open", "high", "low", "close", "volume"))
@@ -299,11 +364,11 @@ def alpha158(panel: dict[str, Wide], n_threads: int = 2, wanted: set[str] | None
             "log_v": np.log(v + 1), "ret": c / prev_c, "dlog_v": np.log(v / prev_v + 1),
             "wv": np.abs(c / prev_c - 1) * v,
         }
-    with ThreadPoolExecutor(max_workers=max(n_threads, 1)) as pool:
-        # Longest window first keeps both threads busy to the end; each window is handed
-        # on as soon as it is done, so finished results do not wait in memory.
-        futures = [pool.submit(_rolling_features, d, inputs)
-                   for d in sorted(WINDOWS, reverse=True)]
+    with ThreadPoolExecutor(max_workers=max(n_threads, 1)) as pool, \
+            np.errstate(invalid="ignore", divide="ignore"):
+        # Each group is handed on as soon as it is done, so finished results do not wait
+        # in memory.
+        futures = [pool.submit(task, inputs) for task in TASKS]
         for future in as_completed(futures):
             block = future.result()
             while block:

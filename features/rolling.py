@@ -13,15 +13,19 @@ import numpy as np
 Arr = np.ndarray
 
 
-def window_sum(x: Arr, d: int) -> Arr:
-    """Rolling sum of a NaN-free array through one cumulative sum per symbol."""
-    cs = np.cumsum(x, axis=1)
+def window_diff(cs: Arr, d: int) -> Arr:
+    """Window sums from cumulative sums along axis 1 (the first ``d`` rows: the sums so far)."""
     if d >= cs.shape[1]:
-        return cs
+        return cs.copy()
     out = np.empty_like(cs)
     out[:, :d] = cs[:, :d]
     np.subtract(cs[:, d:], cs[:, :-d], out=out[:, d:])
     return out
+
+
+def window_sum(x: Arr, d: int) -> Arr:
+    """Rolling sum of a NaN-free array through one cumulative sum per symbol."""
+    return window_diff(np.cumsum(x, axis=1), d)
 
 
 def first_value(x: Arr) -> Arr:
@@ -36,32 +40,68 @@ def first_value(x: Arr) -> Arr:
     return np.where(finite.any(axis=1), out, 0.0)[:, None]
 
 
+def _closed_count(valid: Arr, d: int) -> Arr:
+    """Rolling count when only the first column may be missing."""
+    full = np.minimum(np.arange(1, valid.shape[1] + 1), d)[None, :].astype("float64")
+    early = (np.arange(valid.shape[1]) < d)[None, :]
+    return full - (~valid[:, :1] & early)
+
+
 def window_count(valid: Arr, d: int) -> Arr:
     """Rolling count of valid values; closed form when only the first column may be NaN."""
     if valid[:, 1:].all():
-        full = np.minimum(np.arange(1, valid.shape[1] + 1), d)[None, :].astype("float64")
-        early = (np.arange(valid.shape[1]) < d)[None, :]
-        return full - (~valid[:, :1] & early)
+        return _closed_count(valid, d)
     return window_sum(valid.astype("float64"), d)
 
 
-class Moments:
-    """Rolling count, mean, std (ddof=1) of one array, centred on each row's first value
-    so sums of squares keep their precision."""
+class MomentSums:
+    """Cumulative count, centred sum and centred sum of squares of one array: computed once,
+    they give the rolling moments at every window length (one subtraction each).
 
-    def __init__(self, x: Arr, d: int):
+    Values are centred on each row's first finite value so sums of squares keep their
+    precision; non-finite values are missing.
+    """
+
+    def __init__(self, x: Arr):
         valid = np.isfinite(x)
         self.centre = first_value(x)
-        xc = np.where(valid, x - self.centre, 0.0)
-        self.valid, self.xc, self.d = valid, xc, d
-        self.n = window_count(valid, d)
-        self.s1 = window_sum(xc, d)
+        self.valid = valid
+        self.xc = np.where(valid, x - self.centre, 0.0)
+        self._simple = bool(valid[:, 1:].all())
+        self._cn = None if self._simple else np.cumsum(valid, axis=1, dtype="float64")
+        self.c1 = np.cumsum(self.xc, axis=1)
+        self._c2: Arr | None = None
+
+    @property
+    def c2(self) -> Arr:
+        if self._c2 is None:  # only where a variance is asked for
+            self._c2 = np.cumsum(self.xc * self.xc, axis=1)
+        return self._c2
+
+    def count(self, d: int) -> Arr:
+        return _closed_count(self.valid, d) if self._simple else window_diff(self._cn, d)
+
+    def at(self, d: int) -> Moments:
+        return Moments(None, d, sums=self)
+
+
+class Moments:
+    """Rolling count, mean, std (ddof=1) of one array over ``d`` sessions, centred on each
+    row's first value so sums of squares keep their precision. ``sums``: the array's
+    :class:`MomentSums`, when several windows share them (``x`` is then unused)."""
+
+    def __init__(self, x: Arr | None, d: int, sums: MomentSums | None = None):
+        sums = sums if sums is not None else MomentSums(x)
+        self._sums = sums
+        self.valid, self.xc, self.centre, self.d = sums.valid, sums.xc, sums.centre, d
+        self.n = sums.count(d)
+        self.s1 = window_diff(sums.c1, d)
         self._s2: Arr | None = None
 
     @property
     def s2(self) -> Arr:
         if self._s2 is None:  # only where a variance is asked for
-            self._s2 = window_sum(self.xc * self.xc, self.d)
+            self._s2 = window_diff(self._sums.c2, self.d)
         return self._s2
 
     def sum(self) -> Arr:
