@@ -1,7 +1,8 @@
 """The ``alphaline`` command line.
 
 Exit codes: 0 success · 1 unexpected error · 2 bad parameters or usage · 3 data failed
-validation (quarantined) · 4 a prerequisite is missing (no data yet, no champion).
+validation (quarantined) · 4 a prerequisite is missing (no data yet, no champion) · 5 the broker
+cannot be reached, or its account differs from the ledger beyond tolerance.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ app.add_typer(db_app, name="db")
 risk_app = typer.Typer(help="The trading state (ACTIVE, REDUCING, HALTED) and kill switches.",
                        no_args_is_help=True)
 app.add_typer(risk_app, name="risk")
+broker_app = typer.Typer(help="The broker account (Interactive Brokers).", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
 
 RootOpt = Annotated[Path | None, typer.Option("--root", help="project folder (default: "
                                               "$ALPHALINE_HOME or the current folder)")]
@@ -263,10 +266,11 @@ def trade(root: RootOpt = None, day: DayOpt = None,
           force: Annotated[bool, typer.Option(
               "--force", help="run even before the session's close + settle delay")] = False
           ) -> None:
-    """Run the daily trading flow for one exchange day (paper broker), after its close."""
+    """Run the daily trading flow for one exchange day (``broker.kind``), after its close."""
     from alphaline.flows.daily_trading import daily_trading
 
     project = _project(root)
+    _confirm_live(project)
     out = daily_trading(day=day.date() if day else None, root=str(project.root), force=force)
     if out.get("skipped"):
         console.print(f"{out['day']}: {out['skipped']}")
@@ -274,6 +278,53 @@ def trade(root: RootOpt = None, day: DayOpt = None,
     console.print(f"{out['day']}: {len(out['orders_submitted'])} orders submitted, "
                   f"{len(out['orders_rejected'])} rejected, {out['fills']} fills, "
                   f"NAV {out['nav']:,.2f} — report {out['report']}")
+
+
+def _confirm_live(project: Project) -> None:
+    """``broker.ibkr.live: true`` asks a person at a terminal to type LIVE; the adapter
+    also refuses a live account without ALPHALINE_IBKR_LIVE_CONFIRM=yes."""
+    b = project.params.broker
+    if b.kind != "ibkr" or not b.ibkr.live or not sys.stdin.isatty():
+        return
+    answer = typer.prompt("broker.ibkr.live is true: orders may spend real money. "
+                          "Type LIVE to go on", default="", show_default=False)
+    if answer.strip() != "LIVE":
+        raise ConfigError("live trading not confirmed at the prompt: nothing was sent")
+
+
+@broker_app.command("check")
+@command
+def broker_check(root: RootOpt = None, day: DayOpt = None) -> None:
+    """Connect to IBKR (environment: README), show the account summary, positions, open
+    orders and the reconciliation with the ledger; exit 5 when they differ beyond
+    tolerance. Writes nothing."""
+    from alphaline.trading.brokers.ibkr import Endpoint, IbkrBroker
+    from alphaline.trading.costs import CostModel
+    from alphaline.trading.ledger import Ledger
+
+    project = _project(root)
+    p = project.params
+    broker = IbkrBroker(Ledger(project.ledger_url), CostModel.from_params(p.broker),
+                        p.broker.ibkr, Endpoint.from_env())
+    with broker:
+        when = day.date() if day else dt.datetime.now(dt.UTC).date()
+        rec = broker.check(when)
+        summary = broker.account_summary()
+        account = broker.account()
+    print(f"IBKR {broker.endpoint.describe()}")
+    for tag, value in summary.items():
+        print(f"  {tag:<20} {value}")
+    print(f"positions ({len(account.positions)})")
+    for sym, qty in sorted(account.positions.items()):
+        print(f"  {sym:<10} {qty:>14g}")
+    print(f"open orders ({len(account.open_orders)})")
+    for o in account.open_orders:
+        print(f"  {o.order_ref or '(no orderRef)'}  {o.side} {o.quantity:g} {o.symbol}  "
+              f"{o.status}, {o.filled:g} filled")
+    print(rec.markdown())
+    if not rec.ok:
+        console.print(f"[red]reconciliation:[/red] {rec.summary()}")
+        raise typer.Exit(5)
 
 
 @app.command()
@@ -518,6 +569,8 @@ def db_status(root: RootOpt = None) -> None:
 @command
 def demo(root: RootOpt = None) -> None:
     """The whole loop on the embedded synthetic market: retrain, then two trading days."""
+    import pandas as pd
+
     from alphaline.calendar import sessions
     from alphaline.flows.daily_trading import daily_trading
     from alphaline.flows.retrain import retrain as retrain_flow
@@ -539,6 +592,16 @@ def demo(root: RootOpt = None) -> None:
         days.append(daily_trading(day=day.date(), root=str(project.root)))
         timings[f"daily_trading {day.date()}"] = time.perf_counter() - t0
 
+    backtest_page = None
+    if out["promoted"]:  # the last quarter replayed, its model refitted monthly (walk-forward)
+        from alphaline.pipelines.backtest import run_backtest
+
+        t0 = time.perf_counter()
+        bt = run_backtest(project, (pd.Timestamp(p.data.end) - pd.DateOffset(months=3)).date(),
+                          p.data.end, retrain="monthly", name="demo")
+        timings["backtest (last quarter, monthly refit)"] = time.perf_counter() - t0
+        backtest_page = bt.report
+
     ledger = Ledger(project.ledger_url)
     orders, fills = ledger.table(Order), ledger.table(Fill)
     _print_metrics(f"model v{out['version']} — {'champion' if out['promoted'] else 'rejected'}",
@@ -552,8 +615,12 @@ def demo(root: RootOpt = None) -> None:
         stages.add_row(stage, f"{seconds:.1f}")
     console.print(stages)
     console.print(where_to_look(project, days[-1]["report"]), highlight=False, soft_wrap=True)
+    walk_forward = project.reports_dir / "train" / f"v{out['version']}" / "index.html"
+    if walk_forward.is_file():
+        console.print(f"walk-forward report (after costs): {walk_forward}")
     if not out["promoted"]:
         sys.exit(EXIT_ERROR)
+    print(f"backtest report: {backtest_page}")
 
 
 def where_to_look(project: Project, report: str) -> str:

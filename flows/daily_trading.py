@@ -24,6 +24,8 @@ from alphaline.reporting import daily as day_page
 from alphaline.reporting.publish import link_artifact
 from alphaline.runtime import configure_environment
 from alphaline.trading import daily
+from alphaline.trading.brokers import Broker
+from alphaline.trading.brokers.ibkr import Endpoint, IbkrBroker
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.corporate_actions import actions_on, split_ratios
 from alphaline.trading.costs import CostModel
@@ -78,12 +80,29 @@ def trade(project: Project, snap: daily.MarketSnapshot, bars: pd.DataFrame, acti
           scores: pd.DataFrame, version: str | None, vectors: pd.DataFrame | None,
           champion_error: str | None) -> daily.LedgerDay:
     """Settle, run the kill switches, rebalance and mark: the ledger side of the day."""
+    ledger = Ledger(project.ledger_url)
+    broker = make_broker(project, ledger)
+    try:
+        return daily.run_ledger_day(ledger, broker, project.params, snap, bars, actions,
+                                    scores, version, vectors=vectors,
+                                    champion_error=champion_error)
+    finally:
+        if isinstance(broker, IbkrBroker):
+            if broker.last_reconciliation is not None:
+                write_text(broker.last_reconciliation.markdown(),
+                           project.reports_dir / "reconciliation" / f"{snap.day}.md")
+            broker.close()
+
+
+def make_broker(project: Project, ledger: Ledger) -> Broker:
+    """The broker ``broker.kind`` names: the paper broker, or Interactive Brokers (connected;
+    where to comes from the environment, see the README)."""
     p = project.params
-    broker = PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project),
+    if p.broker.kind == "ibkr":
+        return IbkrBroker(ledger, CostModel.from_params(p.broker), p.broker.ibkr,
+                          Endpoint.from_env()).connect()
+    return PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project),
                          schedules=Schedules.from_params(p.broker.execution))
-    return daily.run_ledger_day(Ledger(project.ledger_url), broker, p, snap, bars, actions,
-                                scores, version, vectors=vectors,
-                                champion_error=champion_error)
 
 
 def paper_journal(project: Project):

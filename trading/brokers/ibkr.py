@@ -72,6 +72,8 @@ FETCH = (StartupFetch.POSITIONS | StartupFetch.ORDERS_OPEN | StartupFetch.ORDERS
 _CONNECT_ERRORS = (OSError, ConnectionError, TimeoutError, asyncio.TimeoutError)
 _ACKED = frozenset({"PreSubmitted", "Submitted", "Filled", "ApiPending"})
 _ENDED = frozenset({"Cancelled", "ApiCancelled"})
+SUMMARY_TAGS = ("NetLiquidation", "TotalCashValue", "GrossPositionValue", "AvailableFunds",
+                "BuyingPower")
 _CANCEL_CONFIRM = 202  # "Order Canceled - reason:": the end of a cancel, not a refusal
 
 
@@ -196,6 +198,9 @@ class IbkrBroker:
         self.params = params
         self.endpoint = endpoint
         self.env = os.environ if env is None else env
+        # ib_async's own INFO and WARNING lines print whole orders and positions, account
+        # id included: only its errors (which carry none) pass
+        logging.getLogger("ib_async").setLevel(logging.ERROR)
         self.ib = IB()
         self.ib.RequestTimeout = max(params.ack_timeout_seconds, 1.0) * 6
         if params.requests_per_second == 0:
@@ -489,6 +494,19 @@ class IbkrBroker:
         self.last_reconciliation = rec
         (log.info if rec.ok else log.error)("IBKR: %s", rec.summary())
         return rec
+
+    def check(self, day: dt.date) -> Reconciliation:
+        """What :meth:`reconcile` would find, without writing anything (``broker check``)."""
+        self._day = day
+        account = self._retrying(self.account, reconcile=False)
+        tol = self.params.reconcile
+        return compare(day, ledger_view(self.ledger), account,
+                       Tolerance(tol.position_tolerance_shares, tol.cash_tolerance))
+
+    def account_summary(self) -> dict[str, str]:
+        """The account's headline values (cash, net liquidation, ...) by tag."""
+        return {v.tag: v.value for v in self.ib.accountValues()
+                if v.currency in ("USD", "BASE", "") and v.tag in SUMMARY_TAGS}
 
     # the Broker protocol
     def submit(self, approved: list[Approved]) -> list[str]:
