@@ -98,3 +98,45 @@ def test_top_contributions_are_the_largest_by_magnitude():
         assert [r["value"] for r in row] == [X.iat[i, j] for j in order]
     assert all(len(r) == 8 for r in top_contributions(values, X, 20))
     assert top_contributions(values[:0], X.iloc[:0], 5) == []
+
+
+@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"max_depth": 12,
+                                                                     "num_leaves": 63}])
+def test_leaf_tables_equal_lightgbms_treeshap(params):
+    """Missing values both ways (NaN, and zero as missing), exact zeros, long paths."""
+    import lightgbm as lgb
+
+    from alphaline.models import treeshap
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(4000, 5)).astype("float32")
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[rng.random(X.shape) < 0.1] = 0.0
+    y = np.nan_to_num(X[:, 0]) * 2 + np.nan_to_num(X[:, 1]) * np.nan_to_num(X[:, 2]) \
+        + rng.normal(size=len(X))
+    booster = lgb.train({"objective": "regression", "num_leaves": 15, "verbosity": -1,
+                         "min_data_in_leaf": 20, "num_threads": 1, **params},
+                        lgb.Dataset(X, y), 40)
+    tables = treeshap.build(booster)
+    assert tables is not None
+    rows = X[:300]
+    expected = booster.predict(rows, pred_contrib=True, num_threads=1)
+    np.testing.assert_allclose(treeshap.contributions(tables, rows), expected, rtol=0,
+                               atol=1e-9)
+
+
+def test_a_categorical_booster_goes_to_lightgbm():
+    import lightgbm as lgb
+
+    from alphaline.models import treeshap
+
+    rng = np.random.default_rng(8)
+    X = np.column_stack([rng.integers(0, 6, 3000), rng.normal(size=3000)]).astype("float32")
+    y = (X[:, 0] == 3) * 2.0 + X[:, 1] + rng.normal(size=3000)
+    booster = lgb.train({"objective": "regression", "verbosity": -1, "num_threads": 1},
+                        lgb.Dataset(X, y, categorical_feature=[0]), 20)
+    assert treeshap.build(booster) is None
+    phi, margin = tree_shap(booster, X[:100], 1)
+    expected = booster.predict(X[:100], pred_contrib=True)
+    np.testing.assert_allclose(phi, expected[:, :-1], atol=1e-12)
+    np.testing.assert_allclose(margin, booster.predict(X[:100]), atol=1e-9)
