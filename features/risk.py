@@ -3,7 +3,8 @@ to a benchmark.
 
 GARCH is refit every ``refit_every`` sessions on the returns up to that session only, and
 filtered day by day with the last fitted parameters in between: never a fit per row, and
-never a parameter estimated with data after the day it is used.
+never a parameter estimated with data after the day it is used. The fits of all symbols
+run in one compiled call (``features.garch``), on ``arch``'s likelihood.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 from arch import arch_model
 
 from alphaline.errors import ConfigError
+from alphaline.features import garch
 from alphaline.features.rolling import Moments, window_sum
 
 Wide = pd.DataFrame
@@ -24,7 +26,8 @@ MAX_PERSISTENCE = 0.999
 
 def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
          ) -> tuple[float, float, float] | None:
-    """(omega, alpha, beta) of a zero-mean GARCH(1,1) on percent returns, or None.
+    """(omega, alpha, beta) of a zero-mean GARCH(1,1) on percent returns by ``arch``, or
+    None: one series at a time, the reference ``features.garch`` is checked against.
 
     ``start``: the previous fit's parameters, a warm start that cuts the cost ~3x.
     """
@@ -46,29 +49,45 @@ def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
 
 def garch_forecast(close: Wide, refit_every: int,
                    history: int = 1000) -> Wide:
-    """Next-day volatility forecast (daily, fraction) known at each close."""
+    """Next-day volatility forecast (daily, fraction) known at each close.
+
+    At each refit every symbol with enough returns is fitted in one call
+    (``features.garch.fit``, ``arch``'s likelihood, warm-started from its last fit), then
+    the filter runs day by day for all symbols at once.
+    """
     r = 100 * np.log(close / close.shift(1))
     values = r.to_numpy(dtype="float64", copy=True)
     values[~np.isfinite(values)] = np.nan  # ±inf is missing: it would poison the filter
+    sessions, symbols = values.shape
     out = np.full(values.shape, np.nan)
-    for j in range(values.shape[1]):
-        col = np.ascontiguousarray(values[:, j])
-        params, var = None, np.nan
-        for t in range(len(col)):
-            if t % refit_every == 0 and t + 1 >= GARCH_MIN_OBS:
-                fitted = _fit(col[max(0, t + 1 - history): t + 1], params)
-                if fitted is not None:
-                    params = fitted
-                    seen = col[max(0, t + 1 - history): t + 1]
-                    var = float(np.nanvar(seen))  # restart the filter at the sample variance
-                    for x in seen[np.isfinite(seen)]:
-                        var = params[0] + params[1] * x * x + params[2] * var
-                    out[t, j] = np.sqrt(var) / 100
-                    continue
-            if params is None or not np.isfinite(col[t]):
-                continue
-            var = params[0] + params[1] * col[t] ** 2 + params[2] * var
-            out[t, j] = np.sqrt(var) / 100
+    params = np.full((symbols, 3), np.nan)
+    var = np.full(symbols, np.nan)
+    for t in range(sessions):
+        refit = np.zeros(symbols, dtype=bool)
+        if t % refit_every == 0 and t + 1 >= GARCH_MIN_OBS:
+            seen = values[max(0, t + 1 - history): t + 1]
+            finite = np.isfinite(seen)
+            cols = np.flatnonzero(finite.sum(axis=0) >= GARCH_MIN_OBS)
+            fitted, _ = garch.fit(seen[:, cols].T, start=params[cols])
+            # A fit at the unit-root boundary (IGARCH) gives no usable forecast, and whether
+            # it lands just below 1 depends on the last bits of the arithmetic: refuse it.
+            ok = np.isfinite(fitted).all(axis=1) & (fitted[:, 1] + fitted[:, 2]
+                                                    <= MAX_PERSISTENCE)
+            cols, fitted = cols[ok], fitted[ok]
+            params[cols] = fitted
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                v = np.nanvar(seen[:, cols], axis=0)  # restart at the sample variance
+            for x, m in zip(seen[:, cols], finite[:, cols], strict=True):
+                v = np.where(m, fitted[:, 0] + fitted[:, 1] * x * x + fitted[:, 2] * v, v)
+            var[cols] = v
+            out[t, cols] = np.sqrt(v) / 100
+            refit[cols] = True
+        x = values[t]
+        step = ~refit & np.isfinite(params[:, 0]) & np.isfinite(x)
+        with np.errstate(invalid="ignore"):
+            var = np.where(step, params[:, 0] + params[:, 1] * x * x + params[:, 2] * var, var)
+        out[t, step] = np.sqrt(var[step]) / 100
     return pd.DataFrame(out, index=close.index, columns=close.columns)
 
 
