@@ -15,9 +15,15 @@ from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.costs import CostModel
 from alphaline.trading.execution import AC, MOC, VWAP, Schedules
-from alphaline.trading.ledger.models import Order
+from alphaline.trading.ledger.models import Fill, Order
 from alphaline.trading.states import ACTIVE, REDUCING
-from alphaline.trading.tca import COMPONENTS, daily_summary, fill_tca, order_tca
+from alphaline.trading.tca import (
+    COMPONENTS,
+    daily_summary,
+    fill_tca,
+    order_tca,
+    price_inclusive_tca,
+)
 from tests.conftest import REPO, open_ledger
 
 PARAMS = load_params(REPO / "params.yaml")
@@ -52,6 +58,49 @@ def test_the_decomposition_holds_in_floats_and_against_the_cash_paid(seed):
     assert sum(getattr(t, c) for c in COMPONENTS) == pytest.approx(t.shortfall, rel=1e-12)
     assert t.spread + t.impact == pytest.approx(slippage, rel=1e-12)
     assert t.spread == pytest.approx(2e-4 * abs(shares) * average)
+
+
+def test_a_live_price_holds_spread_and_impact_and_is_measured_against_a_benchmark():
+    f = Fraction
+    t = price_inclusive_tca(shares=f(1_000), arrival_price=f(50), start_price=f(5010, 100),
+                            benchmark=f(5030, 100), average_fill=f(5041, 100),
+                            half_spread_bps=f(2), fees=f(5), estimated_slippage=f(60))
+    assert sum(getattr(t, c) for c in COMPONENTS) == t.shortfall  # exact
+    assert t.shortfall == f(1_000) * (f(5041, 100) - f(50)) + f(5)  # nothing beside the price
+    assert t.drift == f(1_000) * f(20, 100)  # the market's move to the benchmark
+    assert t.spread + t.impact == f(1_000) * f(11, 100)  # what was paid beyond it
+    assert t.slippage_vs_estimate == f(110) - f(60)
+
+
+def test_a_live_brokers_fills_get_their_tca_against_the_close_or_typical_price():
+    """IBKR's fills record the price paid and no separate slippage: MOC is measured against
+    the fill day's close, a schedule against the bar's typical price."""
+    day = dt.date(2024, 1, 3)
+    snap = daily.MarketSnapshot(day, {"A": 20.0, "B": 30.0}, {"A": 0.02, "B": 0.02},
+                                {"A": 1e6, "B": 1e6}, open={"A": 19.8, "B": 29.0},
+                                high={"A": 20.4, "B": 31.0}, low={"A": 19.7, "B": 28.9})
+    rows = {}
+    for symbol, style, price in (("A", MOC, 20.01), ("B", VWAP, 30.2)):
+        order = Order(client_order_id=f"x-{symbol}", trading_day=day - dt.timedelta(days=1),
+                      symbol=symbol, intent="rebalance", side="BUY", quantity=1_000.0,
+                      reference_price=19.9 if symbol == "A" else 29.5, status="FILLED",
+                      broker="ibkr", approved=True, filled_quantity=1_000.0,
+                      execution_style=style, estimated_slippage=5.0)
+        fills = [Fill(fill_id=f"e-{symbol}-{i}", client_order_id=order.client_order_id,
+                      day=day, symbol=symbol, quantity=500.0, price=price + 0.01 * i,
+                      commission=2.5, slippage=0.0) for i in (-1, 1)]
+        rows[symbol] = daily.order_tca_row(order, fills, snap, COSTS)
+    moc, vwap = rows["A"], rows["B"]
+    assert moc.start_price == 20.0 and moc.drift == 0.0
+    assert moc.spread + moc.impact == pytest.approx(1_000 * (20.01 - 20.0))
+    assert moc.shortfall == pytest.approx(1_000 * (20.01 - 19.9) + 5.0)
+    typical = (31.0 + 28.9 + 30.0) / 3
+    assert vwap.start_price == 29.0
+    assert vwap.drift == pytest.approx(1_000 * (typical - 29.0))
+    assert vwap.spread + vwap.impact == pytest.approx(1_000 * (30.2 - typical))
+    for t in (moc, vwap):
+        assert t.spread == pytest.approx(2e-4 * 1_000 * t.average_fill)
+        assert sum(getattr(t, c) for c in COMPONENTS) == pytest.approx(t.shortfall, rel=1e-12)
 
 
 def test_daily_summary_adds_the_orders_of_each_day():

@@ -38,7 +38,7 @@ from alphaline.trading.rebalance import RebalancePlan, day_plan
 from alphaline.trading.risk_engine import Approved, check_orders, typical_quantities
 from alphaline.trading.risk_report import risk_markdown, risk_report
 from alphaline.trading.states import ACTIVE, HALTED
-from alphaline.trading.tca import fill_tca, tca_markdown
+from alphaline.trading.tca import fill_tca, price_inclusive_tca, tca_markdown
 
 
 @dataclass
@@ -234,11 +234,15 @@ def order_tca_row(order: Order, fills: list[Fill], snap: MarketSnapshot, costs: 
                   ) -> Tca:
     """One order's TCA over its fills (trading/tca.py): arrival at its decision close, start
     where its style began working (the close for MOC, the open for a schedule), the
-    estimate it was decided with (scaled to the filled share of the order)."""
+    estimate it was decided with (scaled to the filled share of the order). The paper
+    broker charges spread and impact beside the price; a live broker's price holds them,
+    and its execution is measured against the fill day's close (MOC) or typical price."""
     shares = sum(f.quantity for f in fills)
     average = sum(f.quantity * f.price for f in fills) / shares
     style = order.execution_style or "MOC"
-    start = start_price(style, snap.bar(order.symbol)) if style != "MOC" else average
+    bar = snap.bar(order.symbol)
+    live = order.broker != "paper"
+    start = start_price(style, bar)  # for MOC the close, which is what paper MOC fills at
     start = start if np.isfinite(start) else average
     estimate = order.estimated_slippage
     if estimate is None:  # an order decided before estimates were kept: today's figures
@@ -246,8 +250,16 @@ def order_tca_row(order: Order, fills: list[Fill], snap: MarketSnapshot, costs: 
                                   snap.daily_vol.get(order.symbol, np.nan),
                                   snap.adv.get(order.symbol, np.nan))
     estimate *= abs(shares) / order.quantity
-    t = fill_tca(shares, order.reference_price, start, average, sum(f.slippage for f in fills),
-                 costs.half_spread_bps, sum(f.commission for f in fills), estimate)
+    fees = sum(f.commission for f in fills)
+    if live:
+        benchmark = (bar.close if style == "MOC" or not bar.has_range
+                     else (bar.high + bar.low + bar.close) / 3)
+        benchmark = benchmark if np.isfinite(benchmark) else average
+        t = price_inclusive_tca(shares, order.reference_price, start, benchmark, average,
+                                costs.half_spread_bps, fees, estimate)
+    else:
+        t = fill_tca(shares, order.reference_price, start, average,
+                     sum(f.slippage for f in fills), costs.half_spread_bps, fees, estimate)
     return Tca(client_order_id=order.client_order_id, day=max(f.day for f in fills),
                trading_day=order.trading_day, symbol=order.symbol, side=order.side,
                style=style, **t.as_dict())

@@ -18,6 +18,13 @@ cost against the prices the order was worked at; the cost model estimated it at 
 decision (``estimated_slippage``), and ``slippage_vs_estimate`` is the difference. Delay and
 drift are market moves, not the execution's quality: they stay out of the comparison (and
 out of the slippage kill switch), else the switch would fire on every day the market moved.
+
+A live broker's price is the price paid: spread and impact are inside it, not beside it
+(its fills record no separate slippage). :func:`price_inclusive_tca` then measures the
+execution against a benchmark ``B`` from the fill day's bar (the close for MOC; for a
+schedule the bar's typical price ``(high + low + close) / 3``, the usual daily estimate of
+the session's VWAP, since a daily bar has no intraday path): ``drift = s (B − P_s)``,
+``spread`` the cost model's half spread on the notional, ``impact = s (P̄ − B) − spread``.
 """
 
 from __future__ import annotations
@@ -74,6 +81,22 @@ def fill_tca(shares: float, arrival_price: float, start_price: float, average_fi
     spread = half_spread_bps * 1e-4 * abs(shares) * average_fill
     return order_tca(shares, arrival_price, start_price, average_fill, spread,
                      slippage - spread, fees, estimated_slippage)
+
+
+def price_inclusive_tca(shares: float, arrival_price: float, start_price: float,
+                        benchmark: float, average_fill: float, half_spread_bps: float,
+                        fees: float, estimated_slippage: float) -> OrderTca:
+    """One order's figures when the fill price already holds spread and impact (a live
+    broker): the execution is what was paid beyond ``benchmark`` (see the module's note).
+    The components add up to ``s (P̄ − P₀) + fees``, the shortfall."""
+    spread = half_spread_bps * 1e-4 * abs(shares) * average_fill
+    delay = shares * (start_price - arrival_price)
+    drift = shares * (benchmark - start_price)
+    impact = shares * (average_fill - benchmark) - spread
+    shortfall = shares * (average_fill - arrival_price) + fees
+    return OrderTca(shares, arrival_price, start_price, average_fill, delay, drift, spread,
+                    impact, fees, shortfall, estimated_slippage,
+                    spread + impact - estimated_slippage)
 
 
 def daily_summary(rows: pd.DataFrame) -> pd.DataFrame:
