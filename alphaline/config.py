@@ -258,6 +258,12 @@ class GateParams(_Section):
     min_deflated_sharpe: Annotated[float, Field(ge=0, le=1)]
     min_rank_ic: Annotated[float, Field(ge=-1, le=1)]
     min_improvement: Annotated[float, Field(ge=0, le=1)]
+    # the last share of sessions: never seen by tuning, the gate's CPCV test groups lie there
+    holdout_fraction: Annotated[float, Field(ge=0.1, le=0.6)]
+    significance: Annotated[float, Field(gt=0, le=0.5)]  # paired bootstrap, one-sided
+    bootstrap_draws: Annotated[int, Field(ge=200, le=100_000)]
+    # annualized after-cost Sharpe the challenger must add over the best baseline; null: off
+    min_lift_over_baseline: Annotated[float | None, Field(ge=-5, le=5)]
 
 
 class RebalanceParams(_Section):

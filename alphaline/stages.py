@@ -457,6 +457,8 @@ class Scanner:
             if path in seen:
                 continue
             seen.add(path)
+            if path.suffix != ".py":  # a data file a module reads: a dependency, not code
+                continue
             tree = self.tree(path)
             module, is_package = self._module_of(path)
             for imported in imports_in([tree], module, is_package, self.index):

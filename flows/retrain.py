@@ -90,4 +90,29 @@ def retrain_locked(project: Project, reason: str, refresh_data: bool) -> dict:
     logger.info("v%s: %s — %s", trained["version"],
                 "promoted to champion" if decision["promoted"] else "not promoted",
                 "; ".join(decision["reasons"]))
+    publish_decision(project, trained, decision)
     return {"version": trained["version"], "oos": trained["oos"], **decision}
+
+
+def publish_decision(project: Project, trained: dict, decision: dict) -> None:
+    """The gate's decision in the Prefect UI: its reasons as Markdown, a link to the
+    walk-forward report."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from alphaline.reporting.publish import link_artifact
+
+    version = trained["version"]
+    oos = trained["oos"]
+    lines = [f"# {project.params.model.name} v{version}: "
+             f"{'promoted to champion' if decision['promoted'] else 'not promoted'}", "",
+             f"Walk-forward rank IC {oos['rank_ic']:.4f}, after-cost DSR "
+             f"{oos['deflated_sharpe']:.3f} over {int(oos['n_trials'])} trials of the recipe "
+             "family.", "", "## The gate's reasons", "",
+             *[f"- {r}" for r in decision["reasons"]]]
+    create_markdown_artifact("\n".join(lines), key="retrain-decision",
+                             description=f"gate decision on v{version}")
+    page = project.reports_dir / "train" / f"v{version}" / "index.html"
+    if page.is_file():
+        link_artifact(page, key="walk-forward-report",
+                      description=f"walk-forward of v{version}, after costs")
+

@@ -217,3 +217,29 @@ def cross_val_predict(make_model: Callable[[], Any], X: pd.DataFrame, y: pd.Seri
             on_fold(k, pd.concat(parts, ignore_index=True))
     predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return CVResult(predictions, pd.DataFrame(figures))
+
+
+def holdout_start(dates: pd.Series, fraction: float) -> pd.Timestamp:
+    """The first session of the last ``fraction`` of sessions: the gate's held-out period."""
+    unique = np.unique(pd.to_datetime(pd.Series(dates)).to_numpy())
+    return pd.Timestamp(unique[int(np.floor(len(unique) * (1 - fraction)))])
+
+
+def holdout_cpcv(dates: pd.Series, start: pd.Timestamp, n_groups: int, n_test_groups: int,
+                 horizon: int, embargo: int) -> list[CPCVSplit]:
+    """CPCV whose test groups tile the held-out period from ``start`` on, while the history
+    before it always trains (less its last ``1 + horizon`` sessions, whose labels reach into
+    the held-out period; the purge and embargo inside the period are CPCV's own).
+
+    Tuning never sees the held-out period, so no test group was seen by the search that chose
+    the hyperparameters."""
+    values = pd.to_datetime(pd.Series(dates)).to_numpy()
+    held = np.flatnonzero(values >= np.datetime64(start))
+    before = np.flatnonzero(values < np.datetime64(start))
+    sessions_before = np.unique(values[before])
+    cut = sessions_before[-(1 + horizon)] if len(sessions_before) > 1 + horizon else None
+    history = before if cut is None else before[values[before] < cut]
+    inner = combinatorial_purged(pd.Series(values[held]), n_groups, n_test_groups, horizon,
+                                 embargo)
+    return [CPCVSplit(np.concatenate([history, held[s.train]]), held[s.test], s.test_start,
+                      s.test_end, s.test_groups) for s in inner]

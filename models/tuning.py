@@ -44,7 +44,7 @@ def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
                 n_trials: int, seed: int, storage: str, study_name: str, base_params: dict,
                 space: SearchSpace, pruner_startup_trials: int, n_jobs: int, quantile: float,
                 horizon: int, timeout_s: float | None = None,
-                callbacks: list | None = None) -> TuningResult:
+                callbacks: list | None = None, family: str | None = None) -> TuningResult:
     """``base_params``: the member parameters that are not searched (``n_estimators``,
     ``seed``, the LambdaRank settings)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -55,6 +55,8 @@ def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
                                            n_warmup_steps=1),
     )
     study.set_user_attr("objective", objective)
+    if family is not None:
+        study.set_user_attr("family", family)
 
     def objective_fn(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, space), "objective": objective}
@@ -86,16 +88,57 @@ def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
     )
 
 
-def record_ensemble(storage: str, study_name: str, rank_ic: float, sharpe_ratio: float
-                    ) -> TuningResult:
+def record_ensemble(storage: str, study_name: str, rank_ic: float, sharpe_ratio: float,
+                    family: str | None = None) -> TuningResult:
     """Add the stacked ensemble's own walk-forward result as a trial of its own study, so
     that every ensemble ever evaluated on this dataset counts towards the DSR too."""
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
                                 load_if_exists=True)
     study.set_user_attr("objective", "ensemble")
+    if family is not None:
+        study.set_user_attr("family", family)
     study.add_trial(optuna.trial.create_trial(value=rank_ic, params={}, distributions={},
                                               user_attrs={"sharpe": sharpe_ratio}))
     sharpes = [t.user_attrs["sharpe"] for t in study.trials if "sharpe" in t.user_attrs]
     return TuningResult(study_name=study_name, best_params={}, best_value=float(
         study.best_value), n_trials=len(study.trials),
         trial_sharpes=[float(s) for s in sharpes if np.isfinite(s)])
+
+
+@dataclass
+class FamilyTrials:
+    """Every trial of a recipe family ever recorded in the study storage: the count and the
+    per-period Sharpe estimates the Deflated Sharpe Ratio needs."""
+
+    family: str
+    n_trials: int
+    trial_sharpes: list[float]
+    studies: int
+
+    @property
+    def sharpe_variance(self) -> float:
+        return float(np.var(self.trial_sharpes, ddof=1)) if len(self.trial_sharpes) > 1 else 0.0
+
+
+def recipe_family(model_name: str, objectives: list[str], feature_sets: list[str],
+                  horizon: int) -> str:
+    """What makes two trials the same search: the objectives, the feature sets and the
+    horizon (not the data: a monthly refresh is the same search run again, so its trials
+    add to the multiple-testing penalty instead of restarting it)."""
+    return (f"{model_name}|objectives={','.join(sorted(objectives))}"
+            f"|features={','.join(sorted(feature_sets))}|h={horizon}")
+
+
+def family_trials(storage: str, family: str) -> FamilyTrials:
+    """The trial ledger of ``family``: every study in ``storage`` tagged with it."""
+    count, sharpes, studies = 0, [], 0
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.user_attrs.get("family") != family:
+            continue
+        studies += 1
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        count += len(trials)
+        sharpes += [float(t.user_attrs["sharpe"]) for t in trials
+                    if "sharpe" in t.user_attrs and np.isfinite(t.user_attrs["sharpe"])]
+    return FamilyTrials(family, count, sharpes, studies)

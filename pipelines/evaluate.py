@@ -2,50 +2,80 @@
 splits and scored on the same backtest paths; the gate decides, and the decision with its
 reasons goes onto the model version.
 
-:func:`cpcv_path_table` and :func:`gate` are the steps; :func:`run_evaluate` is the edge
+:func:`cpcv_path_scores` and :func:`gate` are the steps; :func:`run_evaluate` is the edge
 that reads the challenger's :class:`TrainResult`, asks the registry and writes the outputs.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from alphaline.calendar import sessions_per_year
 from alphaline.config import Params
+from alphaline.errors import MissingPrerequisite
 from alphaline.models.cv import (
     CPCVSplit,
-    combinatorial_purged,
     cpcv_paths,
     cross_val_predict,
+    holdout_cpcv,
+    holdout_start,
     path_predictions,
     session_groups,
 )
 from alphaline.models.gate import GateDecision, decide
 from alphaline.models.metrics import (
     annualize,
+    deflated_sharpe,
     long_short_returns,
     mean_rank_ic,
-    net_long_short_returns,
+    probabilistic_sharpe,
     sharpe,
 )
 from alphaline.models.registry import CHAMPION, Registry
+from alphaline.models.significance import paired_bootstrap
+from alphaline.models.tuning import FamilyTrials, family_trials
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import EvaluateResult, TrainingSet, TrainResult
-from alphaline.pipelines.train import book_size, catalog_costs, ensemble_from, weights_for
+from alphaline.pipelines.train import catalog_costs, ensemble_from, scores_book, weights_for
 from alphaline.project import Project
+from alphaline.trading.backtest.baselines import baseline_returns, nav_returns
+from alphaline.trading.backtest.vectorized import book_backtest, market_grids
 from alphaline.trading.costs import ResearchCosts
 
 log = logging.getLogger(__name__)
 
 
-def cpcv_path_table(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
-                    paths: list[list[tuple[int, int]]], groups: np.ndarray, p: Params,
-                    cost: ResearchCosts | None, label: str = "model") -> pd.DataFrame:
-    """Fit the recipe on each CPCV split; per backtest path, the mean daily rank IC and the
-    annualized long-short Sharpe after costs."""
+@dataclass
+class PathScores:
+    """One recipe on the gate's CPCV paths: per path its rank IC and annualized after-cost
+    Sharpe (``table``), and its after-cost daily returns (sessions × paths)."""
+
+    table: pd.DataFrame
+    returns: pd.DataFrame
+
+    @property
+    def mean_path(self) -> pd.Series:
+        """The average path's daily return: the paths share their days."""
+        return self.returns.mean(axis=1)
+
+
+def market_for(cost: ResearchCosts | None) -> dict[str, pd.DataFrame]:
+    if cost is None or cost.market is None:
+        raise MissingPrerequisite("the gate scores the traded book after costs and needs the "
+                                  "bars' closes (and volumes for impact)")
+    return market_grids(cost.market)
+
+
+def cpcv_path_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
+                     paths: list[list[tuple[int, int]]], groups: np.ndarray, p: Params,
+                     market: dict[str, pd.DataFrame], label: str = "model") -> PathScores:
+    """Fit the recipe on each CPCV split; each backtest path's scores go through the one
+    book, the rebalance rules and the cost model (:func:`book_backtest`)."""
     def progress(k: int, _: pd.DataFrame) -> None:
         log.info("CPCV %s: split %d/%d fitted", label, k + 1, len(splits))
 
@@ -54,75 +84,137 @@ def cpcv_path_table(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
         dates=ts.dates, symbols=ts.symbols, splits=splits,
         sample_weight=weights_for(recipe, ts), on_fold=progress).predictions
     scores["group"] = groups[scores["row"].to_numpy()]
-    q, h = p.portfolio.quantile, p.features.label_horizon
-    per_year = sessions_per_year(p.data.calendar) / h
-    rows = []
+    per_year = sessions_per_year(p.data.calendar)
+    last = scores["date"].max()
+    window = {k: v.loc[v.index <= last] for k, v in market.items()}
+    rows, returns = [], {}
     for k, f in enumerate(path_predictions(scores, paths)):
+        run = book_backtest(f[["date", "symbol", "score"]], window, scores_book(p))
+        r = nav_returns(run.daily["nav"], p.broker.initial_cash)
+        returns[k] = r
         rows.append({"path": k, "rank_ic": mean_rank_ic(f["score"], f["label"], f["date"]),
-                     "sharpe_net": annualize(sharpe(net_long_short_returns(
-                         f, q, h, cost, **book_size(p))), per_year)})
-    return pd.DataFrame(rows)
+                     "sharpe_net": annualize(sharpe(r), per_year)})
+    return PathScores(pd.DataFrame(rows), pd.DataFrame(returns))
+
+
+def baseline_figures(market: dict[str, pd.DataFrame], p: Params, sessions: pd.DatetimeIndex
+                     ) -> dict[str, float]:
+    """Annualized after-cost Sharpe of each baseline over ``sessions`` (same book, rules and
+    costs as the models)."""
+    window = {k: v.loc[v.index <= sessions.max()] for k, v in market.items()}
+    base = baseline_returns(window, p, sessions.min()).reindex(sessions).fillna(0.0)
+    per_year = sessions_per_year(p.data.calendar)
+    return {name: annualize(sharpe(base[name]), per_year) for name in base.columns}
+
+
+def gate_splits(ts: TrainingSet, p: Params):
+    """The held-out period, its CPCV splits and paths, and each row's group (−1 before the
+    period)."""
+    h = p.features.label_horizon
+    start = holdout_start(ts.dates, p.gate.holdout_fraction)
+    splits = holdout_cpcv(ts.dates, start, p.cv.cpcv_groups, p.cv.cpcv_test_groups, h,
+                          p.cv.embargo_days)
+    paths = cpcv_paths(splits, p.cv.cpcv_groups)
+    held = (ts.dates >= start).to_numpy()
+    groups = np.full(len(ts.dates), -1)
+    groups[held] = session_groups(ts.dates[held].reset_index(drop=True), p.cv.cpcv_groups)
+    return start, splits, paths, groups
 
 
 def gate(trained: TrainResult, ts: TrainingSet, p: Params, cost: ResearchCosts | None,
          champion_recipe: dict | None, champion_version: str | None,
-         champion_problem: str | None = None) -> EvaluateResult:
-    """The decision on ``trained``: the cheap limits first (a suspected leak or a DSR below
-    its limit refuses whatever the paths say, so the CPCV fits are not spent), then the
-    challenger's and the champion's recipes on the same CPCV paths."""
-    h = p.features.label_horizon
-    splits = combinatorial_purged(ts.dates, p.cv.cpcv_groups, p.cv.cpcv_test_groups, h,
-                                  p.cv.embargo_days)
-    paths = cpcv_paths(splits, p.cv.cpcv_groups)
-    groups = session_groups(ts.dates, p.cv.cpcv_groups)
-    log.info("CPCV: %d splits, %d backtest paths", len(splits), len(paths))
+         champion_problem: str | None = None, storage: str | None = None) -> EvaluateResult:
+    """The decision on ``trained``, on the traded recipe after every cost.
+
+    The cheap limits first (a suspected leak or a walk-forward DSR below its limit refuses
+    whatever the paths say, so the CPCV fits are not spent); then the challenger's and the
+    champion's recipes on the same CPCV paths of the held-out period, each path's scores run
+    through the book and the cost model; DSR on the after-cost returns, deflated by every
+    trial of the recipe family; the baselines on the same sessions; and a paired bootstrap
+    of the after-cost edge over the champion."""
+    start, splits, paths, groups = gate_splits(ts, p)
+    log.info("CPCV on the held-out period from %s: %d splits, %d backtest paths",
+             start.date(), len(splits), len(paths))
     leaks = trained.feature_validation.leaks
     dsr = trained.oos["deflated_sharpe"]
     skip = ("a suspected leak" if leaks else
-            "the DSR is below the limit" if dsr < p.gate.min_deflated_sharpe else None)
-    challenger = {"deflated_sharpe": dsr, "n_trials": trained.oos["n_trials"]}
-    champion, champion_paths, unusable = None, None, champion_problem
+            "the walk-forward DSR is below the limit" if dsr < p.gate.min_deflated_sharpe
+            else None)
+    family = trained.family
+    challenger = {"deflated_sharpe": dsr, "n_trials": trained.oos["n_trials"],
+                  "trial_sharpe_variance": trained.oos.get("trial_sharpe_variance", 0.0),
+                  "dsr_source": "walk-forward"}
+    champion, champion_paths, unusable, baselines = None, None, champion_problem, {}
+    cpcv = {"splits": len(splits), "paths": len(paths), "groups": p.cv.cpcv_groups,
+            "test_groups": p.cv.cpcv_test_groups, "holdout_start": str(start.date())}
     if skip:
         log.info("%s: the CPCV comparison is skipped and the gate refuses", skip)
-        challenger_paths = pd.DataFrame({"path": [], "rank_ic": [], "sharpe_net": []})
+        table = pd.DataFrame({"path": [], "rank_ic": [], "sharpe_net": []})
         challenger.update({"rank_ic": trained.oos["rank_ic"], "sharpe_net": float("nan"),
                            "n_paths": 0})
     else:
-        challenger_paths = cpcv_path_table(trained.recipe, ts, splits, paths, groups, p, cost,
-                                           "challenger")
-        challenger.update({"rank_ic": float(challenger_paths["rank_ic"].mean()),
-                           "sharpe_net": float(challenger_paths["sharpe_net"].mean()),
-                           "n_paths": len(paths)})
+        market = market_for(cost)
+        ours = cpcv_path_scores(trained.recipe, ts, splits, paths, groups, p, market,
+                                "challenger")
+        table = ours.table
+        mean_path = ours.mean_path
+        per_year = sessions_per_year(p.data.calendar)
+        trials = (family_trials(storage, family) if storage and family
+                  else FamilyTrials("", int(trained.oos["n_trials"]), [], 0))
+        n_trials = max(trials.n_trials, 1)
+        challenger.update({
+            "rank_ic": float(table["rank_ic"].mean()),
+            "sharpe_net": annualize(sharpe(mean_path), per_year),
+            "path_sharpe_net_mean": float(table["sharpe_net"].mean()),
+            "probabilistic_sharpe": probabilistic_sharpe_of(mean_path),
+            "deflated_sharpe": deflated_sharpe(mean_path, trials.trial_sharpes, n_trials),
+            "n_trials": float(n_trials), "trial_sharpe_variance": trials.sharpe_variance,
+            "n_paths": len(paths), "dsr_source": "CPCV after costs"})
+        baselines = baseline_figures(market, p, pd.DatetimeIndex(mean_path.index))
         if champion_recipe is not None:
             missing = [f for f in champion_recipe["features"] if f not in ts.X.columns]
             if missing:
                 unusable = f"champion v{champion_version} uses features no longer computed"
                 log.warning("%s: %s", unusable, missing)
             else:
-                champion_paths = cpcv_path_table(champion_recipe, ts, splits, paths, groups, p,
-                                                 cost, "champion")
+                theirs = cpcv_path_scores(champion_recipe, ts, splits, paths, groups, p,
+                                          market, "champion")
+                champion_paths = theirs.table
+                test = paired_bootstrap(mean_path, theirs.mean_path,
+                                        draws=p.gate.bootstrap_draws, seed=p.tuning.seed)
                 champion = {"rank_ic": float(champion_paths["rank_ic"].mean()),
-                            "sharpe_net": float(champion_paths["sharpe_net"].mean())}
+                            "sharpe_net": annualize(sharpe(theirs.mean_path), per_year),
+                            "edge_per_session": test.mean_difference,
+                            "p_value": test.p_value, "block_length": test.block_length}
                 challenger["paths_won"] = int(
-                    (challenger_paths["rank_ic"] > champion_paths["rank_ic"]).sum())
-    decision = decide(challenger, champion, p.gate, leaks)
+                    (table["sharpe_net"] > champion_paths["sharpe_net"]).sum())
+    decision = decide(challenger, champion, p.gate, leaks, baselines)
     if skip:
-        decision.reasons.append(f"CPCV comparison skipped: {skip} (rank IC above is "
+        decision.reasons.append(f"CPCV comparison skipped: {skip} (figures above are "
                                 f"walk-forward)")
     if unusable and not skip:
         decision.reasons.append(f"{unusable}: compared with the limits only")
-    table = challenger_paths.rename(columns={"rank_ic": "challenger_rank_ic",
-                                             "sharpe_net": "challenger_sharpe_net"})
-    table["champion_rank_ic"] = np.nan if champion_paths is None else champion_paths["rank_ic"]
-    table["champion_sharpe_net"] = (np.nan if champion_paths is None
-                                    else champion_paths["sharpe_net"])
+    out = table.rename(columns={"rank_ic": "challenger_rank_ic",
+                                "sharpe_net": "challenger_sharpe_net"})
+    out["champion_rank_ic"] = (np.nan if champion_paths is None
+                               else champion_paths["rank_ic"])
+    out["champion_sharpe_net"] = (np.nan if champion_paths is None
+                                  else champion_paths["sharpe_net"])
     return EvaluateResult(
         model=trained.model, version=trained.version, promoted=decision.promote,
         reasons=decision.reasons, champion_before=champion_version,
         champion_after=trained.version if decision.promote else champion_version,
-        cpcv={"splits": len(splits), "paths": len(paths), "groups": p.cv.cpcv_groups,
-              "test_groups": p.cv.cpcv_test_groups},
-        challenger=challenger, champion=champion, paths=table.to_dict(orient="records"))
+        cpcv=cpcv, challenger=challenger, champion=champion,
+        paths=out.to_dict(orient="records"), baselines=baselines)
+
+
+def probabilistic_sharpe_of(returns: pd.Series) -> float:
+    r = returns.to_numpy(dtype="float64")
+    r = r[np.isfinite(r)]
+    if len(r) < 3:
+        return 0.0
+    return probabilistic_sharpe(sharpe(r), len(r), float(stats.skew(r)),
+                                float(stats.kurtosis(r, fisher=False)))
 
 
 def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecision:
@@ -141,12 +233,13 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
         except Exception as exc:
             problem = f"champion v{champion_version} has no recipe ({exc})"
     result = gate(trained, ts, p, catalog_costs(p, catalog),
-                  recipe, champion_version, problem)
+                  recipe, champion_version, problem, storage=project.optuna_url)
     decision = GateDecision(promote=result.promoted, reasons=result.reasons)
     registry.record_decision(trained.model, trained.version, decision, {
         "rank_ic_cpcv": result.challenger["rank_ic"],
         "sharpe_net_cpcv": result.challenger["sharpe_net"],
         "deflated_sharpe": result.challenger["deflated_sharpe"],
+        "n_trials_family": result.challenger["n_trials"],
         **({"champion_rank_ic_cpcv": result.champion["rank_ic"]} if result.champion else {}),
     })
     catalog.save_evaluation(result)

@@ -53,6 +53,7 @@ class TrainResult(_Result):
     feature_validation: FeatureValidationSummary
     train_rows: int
     splits: int
+    family: str | None = None  # the recipe family whose trials deflate its Sharpe
 
 
 class EvaluateResult(_Result):
@@ -64,10 +65,11 @@ class EvaluateResult(_Result):
     reasons: list[str]
     champion_before: str | None
     champion_after: str | None
-    cpcv: dict[str, int]
-    challenger: dict[str, float]
+    cpcv: dict[str, int | str]
+    challenger: dict[str, float | str]
     champion: dict[str, float] | None
     paths: list[dict[str, float]]
+    baselines: dict[str, float] = {}  # annualized after-cost Sharpe on the same sessions
 
 
 class TFTResult(_Result):

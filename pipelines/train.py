@@ -19,7 +19,13 @@ from scipy import stats
 from alphaline.calendar import sessions_per_year
 from alphaline.config import Params
 from alphaline.features.definitions import BY_NAME
-from alphaline.models.cv import CVResult, Split, cross_val_predict, purged_walk_forward
+from alphaline.models.cv import (
+    CVResult,
+    Split,
+    cross_val_predict,
+    holdout_start,
+    purged_walk_forward,
+)
 from alphaline.models.drift import reference_bins
 from alphaline.models.ensemble import TreeEnsemble, member_name
 from alphaline.models.explain import global_importance, importance_figure
@@ -48,11 +54,20 @@ from alphaline.models.metrics import (
 )
 from alphaline.models.registry import Registry
 from alphaline.models.signal import SignalModel
-from alphaline.models.tuning import TuningResult, record_ensemble, tune_member
+from alphaline.models.tuning import (
+    FamilyTrials,
+    TuningResult,
+    family_trials,
+    recipe_family,
+    record_ensemble,
+    tune_member,
+)
 from alphaline.models.weights import sample_weights
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import FeatureValidationSummary, TrainingSet, TrainResult
 from alphaline.project import Project
+from alphaline.trading.backtest.baselines import nav_returns
+from alphaline.trading.backtest.vectorized import book_backtest, market_grids
 from alphaline.trading.book import BookLimits
 from alphaline.trading.costs import CostModel, ResearchCosts, market_panel
 
@@ -126,15 +141,49 @@ def make_recipe(p: Params, tuned: dict[str, TuningResult], features: list[str]) 
             "meta_label": p.model.meta_label.model_dump(), "quantile": p.portfolio.quantile}
 
 
-def oos_metrics(oos: pd.DataFrame, p: Params, trial_sharpes: list[float], n_trials: int,
+def scores_book(p: Params) -> Params:
+    """The params research runs a score panel through: the meta-sized book needs the
+    meta-labeler's sizes, which a panel of primary scores does not carry, so it is scored
+    with the quantile book of the same gross and caps."""
+    if p.portfolio.method == "meta_sized_long_short":
+        return p.with_overrides({"portfolio.method": "quantile_long_short"})
+    return p
+
+
+def traded_returns(oos: pd.DataFrame, p: Params, costs: ResearchCosts | None
+                   ) -> pd.Series | None:
+    """Daily after-cost returns of the book the daily flow would have run on ``oos``'s
+    scores (the one book, the rebalance rules, the cost model); None without prices."""
+    if costs is None or costs.market is None or oos.empty:
+        return None
+    market = market_grids(costs.market)
+    last = oos["date"].max()
+    run = book_backtest(oos[["date", "symbol", "score"]], {
+        k: v.loc[v.index <= last] for k, v in market.items()}, scores_book(p))
+    return nav_returns(run.daily["nav"], p.broker.initial_cash)
+
+
+def oos_metrics(oos: pd.DataFrame, p: Params, trials: FamilyTrials,
                 costs: ResearchCosts | None) -> dict[str, float]:
+    """Walk-forward figures. The DSR is on the traded book's after-cost daily returns when
+    the bars carry prices (else on the long-short label returns), deflated by every trial
+    of the recipe family."""
     q, h = p.portfolio.quantile, p.features.label_horizon
-    figures = summarize(oos, q, h, sessions_per_year(p.data.calendar), costs, **book_size(p))
-    r = long_short_returns(oos, q, h, **book_size(p)).to_numpy()
+    per_year = sessions_per_year(p.data.calendar)
+    figures = summarize(oos, q, h, per_year, costs, **book_size(p))
+    gross = long_short_returns(oos, q, h, **book_size(p)).to_numpy()
+    n_trials = max(trials.n_trials, 1)
+    figures["deflated_sharpe_before_costs"] = deflated_sharpe(gross, trials.trial_sharpes,
+                                                              n_trials)
+    traded = traded_returns(oos, p, costs)
+    r = gross if traded is None else traded.to_numpy()
     figures["probabilistic_sharpe"] = probabilistic_sharpe(
-        figures["sharpe"], len(r), float(stats.skew(r)), float(stats.kurtosis(r, fisher=False)))
-    figures["deflated_sharpe"] = deflated_sharpe(r, trial_sharpes, n_trials)
+        sharpe(r), len(r), float(stats.skew(r)), float(stats.kurtosis(r, fisher=False)))
+    figures["deflated_sharpe"] = deflated_sharpe(r, trials.trial_sharpes, n_trials)
+    if traded is not None:
+        figures["traded_sharpe_net_annualized"] = annualize(sharpe(r), per_year)
     figures["n_trials"] = float(n_trials)
+    figures["trial_sharpe_variance"] = trials.sharpe_variance
     return figures
 
 
@@ -147,14 +196,31 @@ def drift_reference(X: pd.DataFrame, scores: pd.Series, bins: int) -> dict:
 
 
 def tune_members(p: Params, ts: TrainingSet, splits: list[Split], w: np.ndarray,
-                 storage: str, callbacks: list | None = None) -> dict[str, TuningResult]:
+                 storage: str, callbacks: list | None = None, family: str | None = None
+                 ) -> dict[str, TuningResult]:
     return {obj: tune_member(
         obj, ts.X, ts.y, ts.dates, ts.symbols, splits, sample_weight=w,
         n_trials=p.tuning.n_trials, seed=p.tuning.seed, storage=storage,
         study_name=f"{p.model.name}-{ts.fingerprint[:12]}-{obj}", base_params=member_base(p),
         space=p.tuning.search_space, pruner_startup_trials=p.tuning.pruner_startup_trials,
         n_jobs=p.model.n_jobs, quantile=p.portfolio.quantile, horizon=p.features.label_horizon,
-        timeout_s=p.tuning.timeout_s, callbacks=callbacks) for obj in p.model.objectives}
+        timeout_s=p.tuning.timeout_s, callbacks=callbacks, family=family)
+        for obj in p.model.objectives}
+
+
+def family_of(p: Params) -> str:
+    return recipe_family(p.model.name, p.model.objectives, p.features.sets,
+                         p.features.label_horizon)
+
+
+def before_holdout(ts: TrainingSet, p: Params) -> tuple[TrainingSet, np.ndarray]:
+    """The rows tuning may see: those before the gate's held-out period."""
+    keep = (ts.dates < holdout_start(ts.dates, p.gate.holdout_fraction)).to_numpy()
+    sub = TrainingSet(X=ts.X[keep].reset_index(drop=True), y=ts.y[keep].reset_index(drop=True),
+                      dates=ts.dates[keep].reset_index(drop=True),
+                      symbols=ts.symbols[keep].reset_index(drop=True),
+                      fingerprint=ts.fingerprint)
+    return sub, keep
 
 
 def walk_forward(recipe: dict, ts: TrainingSet, splits: list[Split], w: np.ndarray,
@@ -213,18 +279,20 @@ def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: ResearchCos
     # the recipe's weighting scheme comes from the same params: one set of weights for all
     w = weights_for({"sample_weights": p.model.sample_weights.model_dump(),
                      "horizon": horizon}, ts)
-    tuned = tune_members(p, ts, splits, w, storage, callbacks)
+    # tuning never sees the gate's held-out period, so no CPCV test group chose the
+    # hyperparameters the gate then scores
+    family = family_of(p)
+    tune_set, tune_rows = before_holdout(ts, p)
+    tuned = tune_members(p, tune_set, folds(p, tune_set), w[tune_rows], storage, callbacks,
+                         family)
     recipe = make_recipe(p, tuned, ts.features)
 
     oos = walk_forward(recipe, ts, splits, w, p.model.n_jobs).predictions
-    ensembles = record_ensemble(
+    record_ensemble(
         storage, f"{p.model.name}-{ts.fingerprint[:12]}-ensemble",
         mean_rank_ic(oos["score"], oos["label"], oos["date"]),
-        sharpe(long_short_returns(oos, q, horizon)))
-    studies = [*tuned.values(), ensembles]
-    trial_sharpes = [s for r in studies for s in r.trial_sharpes]
-    n_trials = sum(r.n_trials for r in studies)
-    metrics = oos_metrics(oos, p, trial_sharpes, n_trials, cost)
+        sharpe(long_short_returns(oos, q, horizon)), family=family)
+    metrics = oos_metrics(oos, p, family_trials(storage, family), cost)
     per_fold = fold_metrics(oos, q, horizon, sessions_per_year(p.data.calendar), cost,
                             **book_size(p))
 
@@ -318,7 +386,7 @@ def register_candidate(registry: Registry, p: Params, ts: TrainingSet, c: Candid
         feature_validation=FeatureValidationSummary(
             suspected_leak=c.report.suspected_leak, leaks=c.report.leaks, dead=c.report.dead,
             correlated_groups=c.report.correlated_groups),
-        train_rows=len(ts.X), splits=c.splits)
+        train_rows=len(ts.X), splits=c.splits, family=family_of(p))
 
 
 def run_train(project: Project, callbacks: list | None = None,
@@ -334,6 +402,40 @@ def run_train(project: Project, callbacks: list | None = None,
     result = register_candidate(Registry.for_project(project), p, ts, candidate)
     catalog.save_report("feature_validation.md", candidate.report.markdown())
     catalog.save_train(result)
+    page = walk_forward_report(project, candidate, result)
+    if page is not None:
+        log.info("walk-forward report: %s", page)
     log.info("registered %s v%s as challenger (rank IC %.4f, DSR %.3f)", p.model.name,
              result.version, candidate.metrics["rank_ic"], candidate.metrics["deflated_sharpe"])
     return result
+
+
+def walk_forward_report(project: Project, c: Candidate, result: TrainResult):
+    """The walk-forward's HTML report: its out-of-fold scores through the one book and the
+    cost model (the vectorized engine), beside the baselines on the same sessions; written
+    under ``reports/train/v<version>/`` and logged to the training run. None without
+    prices."""
+    from alphaline.reporting.backtest import write_backtest_report
+    from alphaline.reporting.publish import log_to_mlflow
+    from alphaline.trading.backtest.assemble import from_engine
+
+    p = project.params
+    cost = catalog_costs(p, Catalog(project))
+    if cost.market is None or c.oos.empty:
+        return None
+    market = market_grids(cost.market)
+    last = c.oos["date"].max()
+    market = {k: v.loc[v.index <= last] for k, v in market.items()}
+    run = book_backtest(c.oos[["date", "symbol", "score"]], market, scores_book(p))
+    bt = from_engine(run, c.oos, market, scores_book(p), version=f"v{result.version}",
+                     meta={"run_id": f"train-v{result.version}",
+                           "sessions_per_year": sessions_per_year(p.data.calendar)})
+    directory = project.reports_dir / "train" / f"v{result.version}"
+    shap = {f"v{result.version}": pd.DataFrame({"feature": c.importance.index,
+                                                "mean_abs_shap": c.importance.to_numpy()})}
+    page = write_backtest_report(
+        bt, directory, title=f"{p.model.name} v{result.version}: walk-forward, after costs",
+        shap_by_version=shap, dsr={"deflated_sharpe": c.metrics["deflated_sharpe"],
+                                   "n_trials": c.metrics["n_trials"]})
+    log_to_mlflow(directory, Registry.for_project(project), result.run_id)
+    return page

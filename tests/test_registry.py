@@ -6,6 +6,7 @@ import math
 import optuna
 
 from alphaline.flows.retrain import retrain
+from alphaline.models.gate import GateDecision
 from alphaline.models.registry import CHALLENGER, CHAMPION, Registry
 from tests.conftest import make_project
 
@@ -83,7 +84,13 @@ def test_rollback_restores_the_previous_champion(trained_project, tmp_path):
     assert runner.invoke(app, args).exit_code == EXIT_MISSING  # v1 has no predecessor
     out = retrain(root=str(project.root), as_of=project.params.data.end, reason="test",
                   refresh_data=False)
-    assert out["promoted"] and out["version"] == "2"
+    # the same recipe on the same data ties with the champion, and a tie keeps the champion
+    assert not out["promoted"] and out["version"] == "2"
+    assert any("the champion stays" in r for r in out["reasons"]), out["reasons"]
+    registry = Registry.for_project(project)
+    registry.record_decision(project.params.model.name, "2",
+                             GateDecision(True, ["promoted by hand for the rollback test"]),
+                             {})
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "v2 → v1" in result.output

@@ -27,6 +27,7 @@ from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.corporate_actions import actions_on, split_ratios
 from alphaline.trading.costs import CostModel
+from alphaline.trading.execution import Schedules
 from alphaline.trading.ledger import Ledger, upgrade
 from alphaline.trading.ledger.models import CashMovement, Fill, Position
 
@@ -108,7 +109,7 @@ def replay_sessions(bars: pd.DataFrame, features: pd.DataFrame, sessions: list[d
     """
     run.directory.mkdir(parents=True, exist_ok=True)
     upgrade(run.ledger_url)
-    ledger = Ledger(run.ledger_url)
+    ledger = Ledger(run.ledger_url, scratch=True)
     run.load_versions()
     done = sessions_done(ledger)
     if done:
@@ -116,7 +117,8 @@ def replay_sessions(bars: pd.DataFrame, features: pd.DataFrame, sessions: list[d
         sessions = [d for d in sessions if d not in done or d == last]
         log.info("resuming the replay at %s (%d sessions left)", sessions[0] if sessions
                  else last, len(sessions))
-    broker = PaperBroker(CostModel.from_params(params.broker), journal=run.journal)
+    broker = PaperBroker(CostModel.from_params(params.broker), journal=run.journal,
+                         schedules=Schedules.from_params(params.broker.execution))
     bars = bars.sort_values(["date", "symbol"], ignore_index=True)
     dates = np.sort(bars["date"].unique())
     lookback = max(params.portfolio.covariance_lookback, 21) + HISTORY_PAD

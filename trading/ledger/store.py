@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -64,6 +64,13 @@ def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return create_engine(url, future=True)
+
+
+def _unsynced(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -125,14 +132,18 @@ def _require_head(engine: Engine) -> None:
 
 
 class Ledger:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, scratch: bool = False):
         """Open the ledger at ``url``; its schema must be at the head revision.
 
         Opening never migrates: :func:`upgrade` (``alphaline db upgrade``) does, so a schema
         change happens once, on purpose, and not inside whichever process opens it first.
+        ``scratch`` (a backtest's own SQLite ledger): commits are not synced to disk, which
+        survives a killed process but not a power cut, a trade a replay can make.
         """
         self.url = url
         self.engine = _engine(url)
+        if scratch and url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _unsynced)
         _require_head(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
