@@ -23,6 +23,7 @@ or a path testing more than ``MAX_FEATURES_ON_PATH`` features are left to LightG
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numba
@@ -31,7 +32,6 @@ from numba import njit, prange
 
 Arr = np.ndarray
 MAX_FEATURES_ON_PATH = 12
-MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
 
 
@@ -56,107 +56,138 @@ class Tables:
     bias: float
 
 
-@njit(cache=True)
-def _leaf_table(z: Arr, value: float) -> Arr:
-    """The 2^k × k contributions of one leaf, for each pattern of followed features."""
-    k = len(z)
-    fact = np.ones(k + 1)
-    for i in range(1, k + 1):
+@njit(cache=True, nogil=True)
+def _leaf_tables(z: Arr, z_offset: Arr, values: Arr) -> tuple[Arr, Arr]:
+    """Every leaf's 2^k × k contributions, one pattern of followed features per row;
+    leaf ``n``'s shares are ``z[z_offset[n]:z_offset[n + 1]]``."""
+    leaves = len(values)
+    table_offset = np.zeros(leaves + 1, dtype=np.int64)
+    for n in range(leaves):
+        k = z_offset[n + 1] - z_offset[n]
+        table_offset[n + 1] = table_offset[n] + (1 << k) * k
+    table = np.zeros(table_offset[-1])
+    fact = np.ones(MAX_FEATURES_ON_PATH + 1)
+    for i in range(1, MAX_FEATURES_ON_PATH + 1):
         fact[i] = fact[i - 1] * i
-    w = np.empty(k)
-    for m in range(k):
-        w[m] = fact[m] * fact[k - m - 1] / fact[k]
-    out = np.zeros((1 << k, k))
-    coef = np.empty(k + 1)
-    for p in range(1 << k):
-        for u in range(k):
-            zeros = 1.0
-            coef[:] = 0.0
-            coef[0] = 1.0
-            size = 0
-            for j in range(k):
-                if j == u:
-                    continue
-                if (p >> j) & 1:  # followed: a factor (z_j + t)
-                    for m in range(size + 1, 0, -1):
-                        coef[m] = coef[m] * z[j] + coef[m - 1]
-                    coef[0] *= z[j]
-                    size += 1
-                else:
-                    zeros *= z[j]
-            total = 0.0
-            for m in range(size + 1):
-                total += w[m] * coef[m]
-            out[p, u] = value * zeros * total * (((p >> u) & 1) - z[u])
-    return out
+    coef = np.empty(MAX_FEATURES_ON_PATH + 1)
+    w = np.empty(MAX_FEATURES_ON_PATH)
+    for n in range(leaves):
+        first, k = z_offset[n], z_offset[n + 1] - z_offset[n]
+        for m in range(k):
+            w[m] = fact[m] * fact[k - m - 1] / fact[k]
+        for p in range(1 << k):
+            for u in range(k):
+                zeros = 1.0
+                coef[0] = 1.0
+                size = 0
+                for j in range(k):
+                    if j == u:
+                        continue
+                    if (p >> j) & 1:  # followed: a factor (z_j + t)
+                        coef[size + 1] = coef[size]
+                        for m in range(size, 0, -1):
+                            coef[m] = coef[m] * z[first + j] + coef[m - 1]
+                        coef[0] *= z[first + j]
+                        size += 1
+                    else:
+                        zeros *= z[first + j]
+                total = 0.0
+                for m in range(size + 1):
+                    total += w[m] * coef[m]
+                table[table_offset[n] + p * k + u] = \
+                    values[n] * zeros * total * (((p >> u) & 1) - z[first + u])
+    return table, table_offset
+
+
+def _trees(booster) -> list[dict[str, np.ndarray]]:
+    """Each tree's arrays from LightGBM's model text (a tenth of ``dump_model``'s cost)."""
+    text = booster.model_to_string()
+    body = text[text.index("\nTree=") + 1: text.index("\nend of trees")]
+    trees = []
+    for block in body.split("\nTree=")[0:]:
+        fields = dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
+        trees.append({k: np.fromiter(map(float, fields[k].split()), "float64") for k in (
+            "split_feature", "threshold", "decision_type", "left_child", "right_child",
+            "leaf_value", "leaf_count", "internal_count") if fields.get(k, "")})
+    return trees
 
 
 def build(booster) -> Tables | None:
     """The tables of ``booster``; None where they do not apply (categorical splits, or a
     path over more than ``MAX_FEATURES_ON_PATH`` distinct features)."""
-    model = booster.dump_model()
-    cols: dict[str, list] = {k: [] for k in ("parent", "is_left", "slot", "feature",
-                                             "threshold", "default_left", "missing", "leaf")}
-    leaf_feature, feature_offset, tables, table_offset = [], [0], [], [0]
-    bias = 0.0
-    n_leaves = 0
-
-    def walk(node: dict, parent: int, is_left: bool, slot: int,
-             path: dict[int, float]) -> None:
-        nonlocal bias, n_leaves
-        position = len(cols["parent"])
-        for key, value in (("parent", parent), ("is_left", is_left), ("slot", slot)):
-            cols[key].append(value)
-        if "leaf_value" in node:
-            value = float(node["leaf_value"])
-            for key, item in (("feature", -1), ("threshold", 0.0), ("default_left", False),
-                              ("missing", 0), ("leaf", n_leaves)):
-                cols[key].append(item)
-            n_leaves += 1
-            leaf_feature.extend(path)
-            feature_offset.append(len(leaf_feature))
-            z = np.array(list(path.values()), dtype="float64")
-            table = _leaf_table(z, value) if len(z) else np.zeros((1, 0))
-            tables.append(table.ravel())
-            table_offset.append(table_offset[-1] + table.size)
-            bias += value * float(np.prod(z))
-            return
-        if node["decision_type"] != "<=":
-            raise ValueError("categorical split")
-        feature = node["split_feature"]
-        for key, item in (("feature", feature), ("threshold", float(node["threshold"])),
-                          ("default_left", bool(node["default_left"])),
-                          ("missing", MISSING[node["missing_type"]]), ("leaf", -1)):
-            cols[key].append(item)
-        slots = list(path)
-        child_slot = slots.index(feature) if feature in path else len(slots)
-        if child_slot >= MAX_FEATURES_ON_PATH:
-            raise ValueError("path too long")
-        count = node["internal_count"]
-        for child, left in ((node["left_child"], True), (node["right_child"], False)):
-            share = _count(child) / count if count > 0 else 0.0
-            walk(child, position, left, child_slot,
-                 {**path, feature: path.get(feature, 1.0) * share})
-
-    try:
-        for tree in model["tree_info"]:
-            walk(tree["tree_structure"], -1, False, 0, {})
-    except ValueError:
-        return None
-    as_array = {"parent": np.int64, "is_left": np.bool_, "slot": np.int64,
-                "feature": np.int64, "threshold": np.float64, "default_left": np.bool_,
-                "missing": np.int64, "leaf": np.int64}
-    arrays = {k: np.array(cols[k], dtype=t) for k, t in as_array.items()}
+    parent, is_left, slot, feature, threshold, default_left, missing, leaf = (
+        [] for _ in range(8))
+    leaf_feature, z_flat, z_offset, values = [], [], [0], []
+    for tree in _trees(booster):
+        if "split_feature" not in tree:  # a single leaf: its value is all bias
+            for col, item in ((parent, -1), (is_left, False), (slot, 0), (feature, -1),
+                              (threshold, 0.0), (default_left, False), (missing, 0),
+                              (leaf, len(values))):
+                col.append(item)
+            values.append(float(tree["leaf_value"][0]))
+            z_offset.append(len(z_flat))
+            continue
+        decision = tree["decision_type"].astype(np.int64)
+        if (decision & 1).any():
+            return None  # categorical splits: LightGBM computes those
+        counts = tree["internal_count"]
+        # (node: >= 0 a split, < 0 ~leaf; parent position; left?; slot; path features, shares)
+        stack = [(0, -1, False, 0, (), ())]
+        while stack:
+            node, up, left, at, feats, shares = stack.pop()
+            position = len(parent)
+            parent.append(up)
+            is_left.append(left)
+            slot.append(at)
+            if node < 0:
+                n = ~node
+                for col, item in ((feature, -1), (threshold, 0.0), (default_left, False),
+                                  (missing, 0), (leaf, len(values))):
+                    col.append(item)
+                values.append(float(tree["leaf_value"][n]))
+                leaf_feature.extend(feats)
+                z_flat.extend(shares)
+                z_offset.append(len(z_flat))
+                continue
+            f = int(tree["split_feature"][node])
+            feature.append(f)
+            threshold.append(tree["threshold"][node])
+            default_left.append(bool(decision[node] & 2))
+            missing.append(int((decision[node] >> 2) & 3))
+            leaf.append(-1)
+            if f in feats:
+                child_slot = feats.index(f)
+            elif len(feats) < MAX_FEATURES_ON_PATH:
+                child_slot = len(feats)
+            else:
+                return None
+            for child, child_left in ((int(tree["right_child"][node]), False),
+                                      (int(tree["left_child"][node]), True)):
+                count = tree["leaf_count"][~child] if child < 0 else counts[child]
+                share = count / counts[node] if counts[node] > 0 else 0.0
+                if child_slot < len(feats):
+                    child_shares = (*shares[:child_slot], shares[child_slot] * share,
+                                    *shares[child_slot + 1:])
+                    stack.append((child, position, child_left, child_slot, feats,
+                                  child_shares))
+                else:
+                    stack.append((child, position, child_left, child_slot, (*feats, f),
+                                  (*shares, share)))
+    z = np.array(z_flat, dtype="float64")
+    z_off = np.array(z_offset, np.int64)
+    leaf_values = np.array(values, dtype="float64")
+    table, table_offset = _leaf_tables(z, z_off, leaf_values)
+    reach = np.ones(len(leaf_values))  # each leaf's share of the training rows
+    for n, (a, b) in enumerate(itertools.pairwise(z_off)):
+        for share in z_flat[a:b]:
+            reach[n] *= share
+    bias = float(leaf_values @ reach)
     return Tables(
-        model["max_feature_idx"] + 1, **arrays,
-        feature_offset=np.array(feature_offset, np.int64),
-        leaf_feature=np.array(leaf_feature, np.int64),
-        table_offset=np.array(table_offset, np.int64),
-        table=np.concatenate(tables) if tables else np.zeros(0), bias=bias)
-
-
-def _count(node: dict) -> float:
-    return float(node["leaf_count"] if "leaf_value" in node else node["internal_count"])
+        int(booster.num_feature()), np.array(parent, np.int64), np.array(is_left, np.bool_),
+        np.array(slot, np.int64), np.array(feature, np.int64),
+        np.array(threshold, np.float64), np.array(default_left, np.bool_),
+        np.array(missing, np.int64), np.array(leaf, np.int64), z_off,
+        np.array(leaf_feature, np.int64), table_offset, table, bias)
 
 
 @njit(cache=True, nogil=True, parallel=True)
