@@ -9,8 +9,10 @@ import zoneinfo
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from alphaline.alerts import on_flow_failure
 from alphaline.calendar import latest_session
 from alphaline.flows import parallel
+from alphaline.models.registry import Registry
 from alphaline.pipelines import evaluate, featurize, ingest, train
 from alphaline.project import Project
 from alphaline.runtime import configure_environment
@@ -56,7 +58,7 @@ def train_tft(project: Project) -> dict:
             "vs_ensemble": out.vs_ensemble}
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, on_failure=[on_flow_failure])
 def retrain(root: str | None = None, as_of: dt.date | None = None, reason: str = "schedule",
             refresh_data: bool = True) -> dict:
     """Retrain on history up to ``as_of`` (default: the latest exchange session), holding the
@@ -83,6 +85,10 @@ def retrain_locked(project: Project, reason: str, refresh_data: bool) -> dict:
         validate_history(project)
     build_features(project)
     trained = tune_and_train(project)
+    # why this version exists (schedule, drift, decay), on the version itself
+    Registry.for_project(project).tag_version(
+        project.params.model.name, trained["version"],
+        {"retrain.reason": reason[:5000], "retrain.as_of": str(project.params.data.end)})
     decision = gate(project)
     if project.params.model.tft.enabled:
         tft = train_tft(project)
@@ -115,4 +121,3 @@ def publish_decision(project: Project, trained: dict, decision: dict) -> None:
     if page.is_file():
         link_artifact(page, key="walk-forward-report",
                       description=f"walk-forward of v{version}, after costs")
-

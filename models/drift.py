@@ -6,6 +6,16 @@ a PSI rule on any one of them fires on ordinary days; so a column drifts only wh
 statistics agree after a Benjamini–Hochberg control of the false discovery rate across the
 columns, and the drift check acts on a share of features, not on one.
 
+Market-wide moves shift a whole cross-section at once (a rally moves every name's 60-day
+return), and a feature's consecutive days are nearly the same draw: tested on raw values, a
+new market regime looks like drift in half the features at once, on ordinary days. So the
+test that can start a retrain runs on each day's cross-section, robustly standardized
+(:func:`cross_sectional_z`: what a ranking model reads), against the feature's own past:
+the reference is its history before the window and the KS distance of every past window of
+the same length (:func:`window_null`) is the null distribution of the p-value. A market
+regime that hurts the model shows in its live rank IC (the decay test), not here. Raw PSI
+against the training reference is still measured and reported.
+
 A column whose recent values are all missing or constant (while its reference was not) is
 dead, which is drift in its own right: its PSI is undefined, and ``NaN > threshold`` would
 never fire.
@@ -94,20 +104,77 @@ def benjamini_hochberg(p_values: np.ndarray, fdr: float) -> np.ndarray:
     return out
 
 
+def cross_sectional_z(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Per date: (value − median) / interquartile range, for ``columns`` of a ``date, …``
+    frame; a date whose cross-section has no spread gives NaN."""
+    qs = frame.groupby("date")[columns].quantile([0.25, 0.5, 0.75])
+    at = pd.Index(frame["date"])
+
+    def level(q: float) -> np.ndarray:
+        return qs.xs(q, level=1).reindex(at).to_numpy(dtype="float64")
+
+    iqr = level(0.75) - level(0.25)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (frame[columns].to_numpy(dtype="float64") - level(0.5)) / np.where(iqr > 0, iqr,
+                                                                                  np.nan)
+    out = pd.DataFrame(z, columns=columns, index=frame.index)
+    out.insert(0, "date", frame["date"].to_numpy())
+    return out
+
+
+MIN_NULL_WINDOWS = 20  # fewer past windows than this: the asymptotic p-value instead
+
+
+def window_null(reference: dict[str, dict], history: pd.DataFrame, window: int,
+                step: int) -> dict[str, np.ndarray]:
+    """Per column: the KS distance to the reference of every ``window``-date slice of
+    ``history`` (``date`` plus the columns), one slice every ``step`` dates."""
+    dates, codes = np.unique(history["date"].to_numpy(), return_inverse=True)
+    starts = np.arange(0, len(dates) - window + 1, step)
+    out = {}
+    for c in history.columns:
+        if c not in reference or c == "date" or len(starts) == 0:
+            continue
+        ref = reference[c]
+        edges = np.asarray(ref["edges"])
+        v = history[c].to_numpy(dtype="float64")
+        ok = np.isfinite(v)
+        nb = len(edges) + 1
+        flat = (codes[ok] + 1) * nb + np.searchsorted(edges, v[ok], side="right")
+        counts = np.bincount(flat, minlength=(len(dates) + 1) * nb).reshape(-1, nb) * 1.0
+        cum = counts.cumsum(axis=0)
+        per_window = cum[starts + window] - cum[starts]
+        total = per_window.sum(axis=1, keepdims=True)
+        shares = np.divide(per_window, total, out=np.zeros_like(per_window), where=total > 0)
+        gap = np.abs(shares.cumsum(axis=1)[:, :-1] - np.cumsum(ref["proportions"])[:-1])
+        d = gap.max(axis=1) if gap.shape[1] else np.zeros(len(starts))
+        out[c] = d[total[:, 0] > 0]
+    return out
+
+
+def empirical_p(d: float, null: np.ndarray) -> float:
+    """Share of past windows at least as far from the reference as this one (+1 smoothing)."""
+    return float((1 + np.sum(null >= d - 1e-12)) / (1 + len(null)))
+
+
 def drift_table(reference: dict[str, dict], recent: pd.DataFrame,
                 effective_n: int | None = None, psi_threshold: float = np.inf,
-                fdr: float = 0.0) -> pd.DataFrame:
+                fdr: float = 0.0, null: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Per column of ``recent`` with a reference: ``psi, ks, p_value, dead, drifted``.
 
-    ``drifted``: dead, or PSI above ``psi_threshold`` and the KS test rejected under the
-    Benjamini–Hochberg control at ``fdr`` across all columns. Dead columns first, then by
-    PSI, largest first.
+    ``p_value``: against ``null[column]`` (:func:`window_null`) when it holds enough past
+    windows, else the asymptotic one on ``effective_n`` draws. ``drifted``: dead, or PSI
+    above ``psi_threshold`` and the KS test rejected under the Benjamini–Hochberg control at
+    ``fdr`` across all columns. Dead columns first, then by PSI, largest first.
     """
     rows = []
     for c in recent.columns:
         if c not in reference:
             continue
         d, p = ks_binned(reference[c], recent[c], effective_n)
+        past = (null or {}).get(c)
+        if past is not None and len(past) >= MIN_NULL_WINDOWS and np.isfinite(d):
+            p = empirical_p(d, past)
         rows.append({"name": c, "psi": psi(reference[c], recent[c]), "ks": d, "p_value": p,
                      "dead": is_dead(reference[c], recent[c])})
     table = pd.DataFrame(rows, columns=["name", "psi", "ks", "p_value", "dead"])
@@ -137,3 +204,39 @@ def controlled_drift(table: pd.DataFrame, score: dict | None, psi_threshold: flo
         out.append("score is constant" if s["dead"] else
                    f"score drift: PSI {s['psi']:.3f}, KS {s['ks']:.3f} (p {s['p_value']:.2g})")
     return out
+
+
+def cross_sectional_drift(reference: dict[str, dict], features: pd.DataFrame,
+                          window: list, bins: int, psi_threshold: float, fdr: float,
+                          z: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The drift table the retrain rule reads, for the ``window`` dates of ``features``
+    (``symbol, date`` and one column per feature; the rows before the window are the
+    feature's past).
+
+    ``psi, ks, p_value`` on the cross-sectional z-scores against the feature's own past;
+    ``psi_training``: raw PSI against the training ``reference``; ``dead`` when the window's
+    raw values are all missing or constant (against the training reference), or its
+    cross-sections have no spread where the past had; ``drifted`` as in :func:`drift_table`.
+    ``z``: :func:`cross_sectional_z` of ``features`` when the caller has it already.
+    """
+    names = [c for c in reference if c in features.columns]
+    first, last = pd.Timestamp(min(window)), pd.Timestamp(max(window))
+    z = cross_sectional_z(features[features["date"] <= last], names) if z is None \
+        else z[z["date"] <= last]
+    past, recent_z = z[z["date"] < first], z[z["date"].isin(window)]
+    zref = {c: reference_bins(past[c], bins) for c in names
+            if np.isfinite(past[c].to_numpy(dtype="float64")).any()}
+    recent = features[features["date"].isin(window)]
+    null = window_null(zref, past[["date", *zref]], len(window), 1)
+    table = drift_table(zref, recent_z[list(zref)], effective_n=recent["symbol"].nunique(),
+                        psi_threshold=psi_threshold, fdr=fdr, null=null)
+    untested = [c for c in names if c not in zref]
+    if untested:
+        table = pd.concat([table, pd.DataFrame({"name": untested, "dead": False,
+                                                "drifted": False})], ignore_index=True)
+    table["psi_training"] = [psi(reference[c], recent[c]) for c in table["name"]]
+    raw_dead = np.array([is_dead(reference[c], recent[c]) for c in table["name"]])
+    table["dead"] = table["dead"].astype(bool).to_numpy() | raw_dead
+    table["drifted"] = table["drifted"].astype(bool).to_numpy() | raw_dead
+    return table.sort_values(["dead", "psi"], ascending=[False, False], ignore_index=True,
+                             na_position="last")

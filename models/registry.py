@@ -130,6 +130,21 @@ class Registry:
     def version_tags(self, name: str, version: str) -> dict[str, str]:
         return dict(self.client.get_model_version(name, version).tags)
 
+    def tag_version(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+
+    def run_metrics(self, name: str, version: str) -> dict[str, float]:
+        """The metrics logged with a version's training run (its out-of-sample figures)."""
+        run_id = self.client.get_model_version(name, version).run_id
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def last_retrain_day(self, name: str) -> str | None:
+        """The newest ``retrain.as_of`` tag among the versions (ISO date), or None."""
+        days = [v.tags["retrain.as_of"] for v in self.client.search_model_versions(
+            f"name='{name}'") if "retrain.as_of" in v.tags]
+        return max(days) if days else None
+
     def recipe(self, name: str, version: str) -> dict:
         """How a registered version was made (members, stacking, weights, features), to
         refit it on new folds."""
