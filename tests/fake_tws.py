@@ -357,7 +357,7 @@ class FakeTws:
         with self._lock:
             if msg == START_API:
                 conn.client_id = int(f[2])
-                conn.send(NEXT_VALID_ID, 1, self.next_valid_id)
+                conn.send(NEXT_VALID_ID, 1, self._next_id())
                 conn.send(MANAGED_ACCTS, 1, self.account)
             elif msg == PLACE_ORDER:
                 self._place(conn, f)
@@ -408,7 +408,7 @@ class FakeTws:
                               "USD")
                 conn.send(ACCOUNT_UPDATE_MULTI_END, 1, req_id)
             elif msg == REQ_IDS:
-                conn.send(NEXT_VALID_ID, 1, self.next_valid_id)
+                conn.send(NEXT_VALID_ID, 1, self._next_id())
             elif msg == REQ_CURRENT_TIME:
                 conn.send(49, 1, int(self.clock.timestamp()))
             # anything else (market data, ...) is not part of this account's API: ignored
@@ -425,7 +425,7 @@ class FakeTws:
         self.placed.append((ref, order_id))
         if existing and not existing[0].done:
             return  # a modification: this account never modifies, nothing to do
-        if existing or order_id < self.next_valid_id_floor(conn.client_id):
+        if existing:
             conn.send(ERR_MSG, 2, order_id, 103, "Duplicate order id", "")
             return
         self._perm += 1
@@ -449,9 +449,9 @@ class FakeTws:
                 self._drop_after = None
                 threading.Thread(target=self.drop_clients, daemon=True).start()
 
-    def next_valid_id_floor(self, client_id: int | None) -> int:
-        """Ids below the first one this server handed out in an earlier life are stale."""
-        return 0
+    def _next_id(self) -> int:
+        """Above every order id used so far, as TWS keeps it (a restart may jump ahead)."""
+        return max([self.next_valid_id] + [o.order_id + 1 for o in self.orders.values()])
 
     def _cancel(self, o: FakeOrder, code: int, text: str) -> None:
         o.status = "Cancelled"
@@ -575,9 +575,13 @@ class FakeTws:
         conn.send(*fields)
 
 
+_CON_IDS: dict[str, int] = {}
+
+
 def _con_id(symbol: str) -> int:
-    """A stable contract id per symbol (a real gateway has one per instrument)."""
-    return 100000 + sum((i + 1) * ord(c) for i, c in enumerate(symbol))
+    """A contract id per symbol, distinct and stable for the process (a real gateway has
+    one per instrument)."""
+    return _CON_IDS.setdefault(symbol, 100001 + len(_CON_IDS))
 
 
 def _algo_of(f: list[str]) -> tuple[str, list[tuple[str, str]]]:

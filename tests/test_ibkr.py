@@ -11,6 +11,7 @@ equal the fake account's and no order reached the server twice.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing
 import os
 import signal
@@ -21,6 +22,7 @@ import pytest
 
 import alphaline.trading.orders as life
 from alphaline.config import load_params
+from alphaline.errors import ConfigError
 from alphaline.trading import daily
 from alphaline.trading.brokers import ReconcilingBroker
 from alphaline.trading.brokers.ibkr import (
@@ -350,3 +352,28 @@ def test_sigkill_between_writing_and_sending_then_a_rerun_sends_each_order_once(
     b.close()
     assert sorted(fake.sent_counts()) == sorted(statuses(ledger))
     assert_ledger_is_the_account(ledger, fake)
+
+
+def test_the_endpoint_comes_from_the_environment_and_bad_values_are_named():
+    e = Endpoint.from_env({"ALPHALINE_IBKR_PORT": "4002", "ALPHALINE_IBKR_CLIENT_ID": "9",
+                           "ALPHALINE_IBKR_ACCOUNT": "DU5550001"})
+    assert (e.host, e.port, e.client_id, e.account) == ("127.0.0.1", 4002, 9, "DU5550001")
+    assert "DU5550001" not in repr(e) and "DU5550001" not in e.describe()
+    assert Endpoint.from_env({}).port == 7497  # TWS's paper port by default
+    with pytest.raises(ConfigError, match="ALPHALINE_IBKR_PORT must be a whole number"):
+        Endpoint.from_env({"ALPHALINE_IBKR_PORT": "seven"})
+
+
+def test_no_log_line_carries_the_account_id(ledger, fake, caplog):
+    caplog.set_level(logging.DEBUG)
+    b = make_broker(ledger, fake).connect()
+    fake.reject("B")
+    place_day(ledger, b, {"A": 0.05, "B": -0.05})
+    fake.clock = session_close(D2)
+    fake.close_session(PRICES)
+    daily.settle_day(ledger, b, snap(D2), "XNYS")
+    fake.external_trade("C", 5, 50.0)
+    b.reconcile(D2)  # halts: its reason names the symbol, not the account
+    b.close()
+    assert caplog.records and fake.account not in caplog.text
+    assert all(fake.account not in e.reason for e in ledger.risk_events())

@@ -249,11 +249,14 @@ def apply(ledger, rec: Reconciliation, broker_name: str) -> Reconciliation:
     """Write ``rec`` to the ledger; beyond tolerance, halt trading with its summary."""
     for cid in rec.acknowledged:
         _move(ledger, cid, order_life.SUBMITTED, f"known at {broker_name} (reconciliation)")
-    for e in rec.fills:
-        try:
-            ledger.add_fills([as_fill(e)])
-        except IllegalTransition as exc:
-            rec.breaks.append(f"execution {e.exec_id}: {exc}")
+    try:  # one transaction for all; should one not apply, each on its own to name it
+        ledger.add_fills([as_fill(e) for e in rec.fills])
+    except IllegalTransition:
+        for e in rec.fills:
+            try:
+                ledger.add_fills([as_fill(e)])
+            except IllegalTransition as exc:
+                rec.breaks.append(f"execution {e.exec_id}: {exc}")
     for cid, to, cause in rec.ended:
         _move(ledger, cid, to, f"{broker_name}: {cause} (reconciliation)")
     with ledger.session() as s, s.begin():

@@ -219,6 +219,8 @@ class IbkrBroker:
         self._day: dt.date | None = None
         self._cancelling: set[str] = set()
         self._parked: dict[str, tuple[str, str, float]] = {}  # ends waiting for fills
+        self._acks: dict[str, str] = {}  # acknowledgements not yet written (a batch)
+        self._commissions: dict[str, float] = {}  # commission reports not yet written
         self.last_reconciliation: Reconciliation | None = None
 
     # connection
@@ -258,6 +260,7 @@ class IbkrBroker:
         log.info("IBKR %s: connected", self.endpoint.describe())
 
     def close(self) -> None:
+        self._flush_acks()
         self._down_since = None
         self._connected_once = False
         self.ib.disconnect()
@@ -311,6 +314,7 @@ class IbkrBroker:
         shows in ``isConnected()``, not as an exception here."""
         with contextlib.suppress(ConnectionError):
             self.ib.sleep(seconds)
+        self._flush_acks()
 
     def _retrying(self, request, reconcile: bool = True):
         """Run ``request()`` (ib_async requests); a connection lost in the middle is
@@ -349,8 +353,20 @@ class IbkrBroker:
         return self.ledger.statuses([ref]).get(ref) if ref else None
 
     def _acknowledge(self, ref: str, why: str) -> None:
-        if self._status(ref) == order_life.NEW:
-            self._move(ref, order_life.SUBMITTED, f"acknowledged by {self.name}: {why}")
+        """Acknowledgements are written together at the end of the event loop's turn
+        (:meth:`_flush_acks`): one transaction for a batch of 500, not 500."""
+        self._acks.setdefault(ref, f"acknowledged by {self.name}: {why}")
+
+    def _flush_acks(self) -> None:
+        if self._commissions:
+            commissions, self._commissions = self._commissions, {}
+            self.ledger.set_commissions(commissions)
+        if self._acks:
+            acks, self._acks = self._acks, {}
+            statuses = self.ledger.statuses(acks)
+            self.ledger.transition_many([(ref, order_life.SUBMITTED, why)
+                                         for ref, why in acks.items()
+                                         if statuses.get(ref) == order_life.NEW])
 
     def _move(self, ref: str, to: str, cause: str) -> bool:
         try:
@@ -381,6 +397,7 @@ class IbkrBroker:
     def _end(self, ref: str, to: str, cause: str, broker_filled: float) -> None:
         """End an order once the ledger has every fill the broker counted before the end;
         until then it waits (an execution report can arrive after the status)."""
+        self._flush_acks()
         orders = self._orders([ref])
         order = orders.get(ref)
         if order is None or order.status not in order_life.LIVE:
@@ -404,6 +421,7 @@ class IbkrBroker:
     def _record(self, fill) -> int:
         ex = fill.execution
         ref = ex.orderRef
+        self._flush_acks()
         status = self._status(ref)
         if status is None:  # not an order of this ledger: the reconciliation reports it
             return 0
@@ -427,7 +445,7 @@ class IbkrBroker:
 
     def _on_commission(self, trade, fill, report) -> None:
         if math.isfinite(report.commission) and abs(report.commission) < 1e12:
-            self.ledger.set_commissions({report.execId: report.commission})
+            self._commissions[report.execId] = report.commission  # written with the acks
 
     def _on_error(self, req_id: int, code: int, text: str, contract) -> None:
         if code in (1100, 1300, 2110):
@@ -484,6 +502,7 @@ class IbkrBroker:
         reconnect and before every batch of orders."""
         self._day = day
         account = self._retrying(self.account, reconcile=False)
+        self._flush_acks()
         self.ledger.set_commissions({e.exec_id: e.commission for e in account.executions
                                      if e.commission})
         tol = self.params.reconcile
@@ -551,7 +570,10 @@ class IbkrBroker:
                                   self.params)
                 trades[cid] = self.ib.placeOrder(Stock(o.symbol, "SMART", "USD"),
                                                  self._ib_order(o, spec))
-            deadline = time.monotonic() + self.params.ack_timeout_seconds
+            # the client-side pacing sends the batch over len / rate seconds: wait that too
+            rate = self.params.requests_per_second
+            deadline = (time.monotonic() + self.params.ack_timeout_seconds
+                        + (len(trades) / rate if rate else 0.0))
             while self.ib.isConnected() and time.monotonic() < deadline and any(
                     t.orderStatus.status in ("PendingSubmit", "ApiPending")
                     for t in trades.values()):
@@ -561,6 +583,7 @@ class IbkrBroker:
             self._ensure_connected()  # reconnect and reconcile, then send what it lacks
             trades = {}
             rows = self._orders(ids)
+        self._flush_acks()
         statuses = self.ledger.statuses(ids)
         known = self._known_refs()
         return [cid for cid in ids if cid in known

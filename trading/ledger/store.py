@@ -333,6 +333,26 @@ class Ledger:
             return dict(s.execute(select(Order.client_order_id, Order.status)
                                   .where(Order.client_order_id.in_(ids))).all())
 
+    def transition_many(self, moves: list[tuple[str, str, str]]) -> list[str]:
+        """Several ``(id, to_status, cause)`` moves in one transaction (a broker's batch of
+        acknowledgements); a move the table does not allow from the order's current state,
+        or for an unknown id, is skipped. Returns the ids moved."""
+        moved = []
+        with self.session() as s, s.begin(), s.no_autoflush:
+            ids = list({cid for cid, _, _ in moves})
+            found = {o.client_order_id: o for o in s.scalars(
+                select(Order).where(Order.client_order_id.in_(ids)))} if ids else {}
+            for cid, to, cause in moves:
+                order = found.get(cid)
+                if order is None or to in (order_life.PARTIALLY_FILLED, order_life.FILLED):
+                    continue
+                try:
+                    _move(s, order, to, cause)
+                except IllegalTransition:
+                    continue
+                moved.append(cid)
+        return moved
+
     def fill_ids(self) -> set[str]:
         """Every fill id in the ledger (a broker's execution ids: what it already holds)."""
         with self.session() as s:
@@ -636,8 +656,11 @@ def _move(s: Session, order: Order, to: str, cause: str,
         values["filled_quantity"] = filled_quantity
     if to == order_life.REJECTED:
         values["reject_reason"] = cause
+    # no session synchronisation: the row's object is updated below, and scanning every
+    # object in the session per update made a batch of fills quadratic
     done = s.execute(update(Order).where(Order.client_order_id == order.client_order_id,
-                                         Order.status == current).values(**values))
+                                         Order.status == current).values(**values)
+                     .execution_options(synchronize_session=False))
     if done.rowcount != 1:
         raise IllegalTransition(f"order {order.client_order_id} changed while moving it to {to}")
     s.add(OrderEvent(client_order_id=order.client_order_id, from_status=current,
