@@ -374,9 +374,8 @@ def send(ledger: Ledger, broker: Broker, approved: list[Approved]) -> list[str]:
     ``SUBMITTED``. Never retried here: a resend happens only through :func:`open_day`."""
     accepted = broker.submit(approved)
     statuses = ledger.statuses(accepted)  # a broker's acknowledgement may have come first
-    for cid in accepted:
-        if statuses.get(cid) == order_life.NEW:
-            ledger.transition(cid, order_life.SUBMITTED, f"accepted by {broker.name}")
+    ledger.transition_many([(cid, order_life.SUBMITTED, f"accepted by {broker.name}")
+                            for cid in accepted if statuses.get(cid) == order_life.NEW])
     return accepted
 
 

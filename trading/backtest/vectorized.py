@@ -18,8 +18,8 @@ daily flow agree (a test holds the two engines to the same trades and NAV within
 What it does not model (the replay does): the risk engine's refusals other than the price
 band, kill switches, corporate actions, and execution schedules (an order at or above
 ``broker.execution``'s participation threshold is worked by TWAP/VWAP/Almgren–Chriss in the
-paper broker; below it, the market-on-close fill modelled here). The session loop runs in numba: 500 names × 2,520 sessions take
-milliseconds.
+paper broker; below it, the market-on-close fill modelled here). The session loop runs in
+numba: 500 names × 2,520 sessions take milliseconds.
 """
 
 from __future__ import annotations

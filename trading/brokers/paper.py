@@ -57,16 +57,23 @@ class PaperBroker:
             self._cancelled.add(entry["id"])
 
     def _record(self, entry: dict) -> None:
-        """Append one line in one write and sync it before acknowledging."""
+        self._record_all([entry])
+
+    def _record_all(self, entries: list[dict]) -> None:
+        """Append the lines in one write and sync them once before acknowledging any (a
+        crash mid-write leaves at most a cut last line, never acknowledged)."""
+        if not entries:
+            return
         if self.journal is not None:
             self.journal.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, (json.dumps(entry) + "\n").encode())
+                os.write(fd, "".join(json.dumps(e) + "\n" for e in entries).encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        self._remember(entry)
+        for entry in entries:
+            self._remember(entry)
 
     def submit(self, approved: list[Approved]) -> list[str]:
         """Accept approved orders; they work until the next close. Returns accepted ids; an
@@ -74,12 +81,11 @@ class PaperBroker:
         for a in approved:
             if not isinstance(a, Approved):
                 raise TypeError("PaperBroker accepts only risk-approved orders")
-        for a in approved:
-            o = a.order
-            if o.client_order_id not in self._submitted:
-                self._record({"event": "submit", "id": o.client_order_id, "symbol": o.symbol,
-                              "side": o.side, "quantity": o.quantity,
-                              "at": dt.datetime.now(dt.UTC).isoformat()})
+        at = dt.datetime.now(dt.UTC).isoformat()
+        fresh = {a.order.client_order_id: a.order for a in approved
+                 if a.order.client_order_id not in self._submitted}
+        self._record_all([{"event": "submit", "id": cid, "symbol": o.symbol, "side": o.side,
+                           "quantity": o.quantity, "at": at} for cid, o in fresh.items()])
         return [a.order.client_order_id for a in approved]
 
     def resend(self, orders: list[Order]) -> list[str]:

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy import bindparam, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -219,7 +219,8 @@ class Ledger:
         with self.session() as s, s.begin():
             have = set(s.scalars(select(Signal.symbol).where(
                 Signal.trading_day == day, Signal.model_version == model_version)))
-            for (_, row), rank in zip(scores.iterrows(), ranks, strict=True):
+            rows = scores.to_dict(orient="records")
+            for row, rank in zip(rows, ranks, strict=True):
                 if row["symbol"] in have:
                     continue
                 s.add(Signal(trading_day=day, symbol=row["symbol"], score=float(row["score"]),
@@ -360,16 +361,18 @@ class Ledger:
 
     def set_commissions(self, commissions: dict[str, float]) -> int:
         """Set the commission of fills by id, as the broker's commission reports give it
-        (they arrive after the execution); one transaction, ids not in the ledger skipped,
-        the same value again changes nothing. Returns the fills changed."""
-        changed = 0
-        with self.session() as s, s.begin():
-            for fill_id, commission in commissions.items():
-                done = s.execute(update(Fill).where(Fill.fill_id == fill_id,
-                                                    Fill.commission != commission)
-                                 .values(commission=commission))
-                changed += done.rowcount
-        return changed
+        (they arrive after the execution); one statement for the batch, ids not in the
+        ledger skipped, the same value again changes nothing. Returns the fills changed."""
+        if not commissions:
+            return 0
+        fills = Fill.__table__
+        stmt = (update(fills).where(fills.c.fill_id == bindparam("fill"),
+                                    fills.c.commission != bindparam("fee"))
+                .values(commission=bindparam("fee")))
+        with self.engine.begin() as conn:
+            done = conn.execute(stmt, [{"fill": k, "fee": float(v)}
+                                       for k, v in commissions.items()])
+        return max(done.rowcount, 0)
 
     def fills(self, day: dt.date | None = None) -> list[Fill]:
         with self.session() as s:
@@ -428,11 +431,17 @@ class Ledger:
         working, or one beyond what remains raises :class:`IllegalTransition` and nothing is
         applied. A fill already recorded (same id) is skipped: a rerun adds nothing."""
         added = 0
-        with self.session() as s, s.begin():
+        with self.session() as s, s.begin(), s.no_autoflush:
+            ids = list({f.client_order_id for f in fills})
+            recorded = set(s.scalars(select(Fill.fill_id).where(
+                Fill.fill_id.in_([f.fill_id for f in fills])))) if fills else set()
+            by_id = {o.client_order_id: o for o in s.scalars(
+                select(Order).where(Order.client_order_id.in_(ids)))} if ids else {}
             for fill in fills:
-                if s.get(Fill, fill.fill_id) is not None:
+                if fill.fill_id in recorded:
                     continue
-                order = s.get(Order, fill.client_order_id)
+                recorded.add(fill.fill_id)
+                order = by_id.get(fill.client_order_id)
                 if order is None:
                     raise IllegalTransition(f"fill {fill.fill_id}: no order "
                                             f"{fill.client_order_id} in the ledger")
@@ -472,8 +481,10 @@ class Ledger:
         """Write each order's TCA row, replacing an earlier one of the same order (its later
         fills are in the new one); one transaction. Returns the rows written."""
         with self.session() as s, s.begin():
-            for row in rows:
-                s.merge(row)
+            ids = [r.client_order_id for r in rows]
+            if ids:
+                s.execute(delete(Tca).where(Tca.client_order_id.in_(ids)))
+            s.add_all(rows)
         return len(rows)
 
     def tca(self, day: dt.date | None = None) -> pd.DataFrame:
