@@ -21,8 +21,9 @@ from scipy.optimize import nnls
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from alphaline.models import treeshap
 from alphaline.models.cv import cross_val_predict, purged_kfold
-from alphaline.models.explain import tree_shap
+from alphaline.models.explain import keep_tables, shap_tables, tree_shap
 from alphaline.models.lgbm import LGBMMember, cross_sectional_rank
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,10 @@ class TreeEnsemble(BaseEstimator):
         path.mkdir(parents=True, exist_ok=True)
         for name, member in zip(self.member_names, self.members_, strict=True):
             member.booster_.save_model(str(path / f"{name}.txt"))
+            tables = shap_tables(member.booster_)  # the serving reasons' tables, built once
+            (path / f"{name}.treeshap.npz").unlink(missing_ok=True)
+            if tables is not None:
+                treeshap.save(tables, path / f"{name}.treeshap.npz")
         (path / "ensemble.json").write_text(json.dumps(self.spec(), indent=2))
         return path
 
@@ -197,6 +202,8 @@ class TreeEnsemble(BaseEstimator):
         for member_spec, name in zip(model.members, model.member_names, strict=True):
             member = LGBMMember(**member_spec, n_jobs=n_jobs)
             member.booster_ = lgb.Booster(model_file=str(path / f"{name}.txt"))
+            if (path / f"{name}.treeshap.npz").exists():
+                keep_tables(member.booster_, treeshap.load(path / f"{name}.treeshap.npz"))
             member.feature_names_in_ = model.feature_names_in_
             model.members_.append(member)
         return model

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 _TABLES = "_alphaline_treeshap_tables"  # cached on the booster: built once per model
 
 
+def shap_tables(booster: lgb.Booster) -> treeshap.Tables | None:
+    """The booster's TreeSHAP tables, built on first use (or kept from the saved model)."""
+    if not hasattr(booster, _TABLES):
+        setattr(booster, _TABLES, treeshap.build(booster))
+    return getattr(booster, _TABLES)
+
+
+def keep_tables(booster: lgb.Booster, tables: treeshap.Tables) -> None:
+    """Attach tables read with the model, so its first reasons skip building them."""
+    setattr(booster, _TABLES, tables)
+
+
 def tree_shap(booster: lgb.Booster, values: np.ndarray, num_threads: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """(TreeSHAP values, rows × features; raw margins, rows) of one booster.
@@ -31,9 +43,7 @@ def tree_shap(booster: lgb.Booster, values: np.ndarray, num_threads: int
     the branches its score took. The margins are the values plus the expected value: the
     raw score, without a second pass over the trees.
     """
-    if not hasattr(booster, _TABLES):
-        setattr(booster, _TABLES, treeshap.build(booster))
-    tables = getattr(booster, _TABLES)
+    tables = shap_tables(booster)
     if tables is None:
         out = booster.predict(values, pred_contrib=True, num_threads=num_threads)
     else:

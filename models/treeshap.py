@@ -24,7 +24,8 @@ or a path testing more than ``MAX_FEATURES_ON_PATH`` features are left to LightG
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -247,3 +248,15 @@ def contributions(tables: Tables, values: Arr) -> Arr:
                           t.threshold, t.default_left, t.missing, t.leaf, t.feature_offset,
                           t.leaf_feature, t.table_offset, t.table, t.bias,
                           max(1, min(numba.get_num_threads(), len(x) // 64)))
+
+
+def save(tables: Tables, path: Path) -> None:
+    """Write ``tables`` beside the model they belong to (one ``.npz``)."""
+    np.savez(path, **{f.name: np.asarray(getattr(tables, f.name)) for f in fields(Tables)})
+
+
+def load(path: Path) -> Tables:
+    with np.load(path) as data:
+        arrays = {f.name: data[f.name] for f in fields(Tables)}
+    return Tables(**{**arrays, "n_features": int(arrays["n_features"]),
+                     "bias": float(arrays["bias"])})

@@ -140,3 +140,19 @@ def test_a_categorical_booster_goes_to_lightgbm():
     expected = booster.predict(X[:100], pred_contrib=True)
     np.testing.assert_allclose(phi, expected[:, :-1], atol=1e-12)
     np.testing.assert_allclose(margin, booster.predict(X[:100]), atol=1e-9)
+
+
+def test_saved_model_carries_its_tables(fitted, tmp_path):
+    """A loaded model's first reasons read the tables saved with it: no rebuild."""
+    from alphaline.models.explain import shap_tables
+
+    model, X, dates = fitted
+    loaded = TreeEnsemble.load(model.save(tmp_path / "ens"))
+    assert sorted(p.name for p in (tmp_path / "ens").glob("*.treeshap.npz")) == sorted(
+        f"{n}.treeshap.npz" for n in model.member_names)
+    for member in loaded.members_:
+        assert hasattr(member.booster_, "_alphaline_treeshap_tables")  # read, not built
+        assert shap_tables(member.booster_) is not None
+    rows = X[(dates == dates.max()).to_numpy()]
+    np.testing.assert_allclose(loaded.contributions(rows, dates=None),
+                               model.contributions(rows, dates=None), rtol=0, atol=1e-12)
