@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--days", type=int, default=2520)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--replay-sessions", type=int, default=252)
+    ap.add_argument("--replay-sessions", type=int, default=252, help="0: skip the replay")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--vectorbt-python", default="/tmp/vbtenv/bin/python",
                     help="the side environment's interpreter with vectorbt installed")
@@ -187,10 +187,13 @@ def main() -> None:
     print(f"equity where both models agree (fractional shares, proportional fees, fill at "
           f"the deciding close): max relative difference {diff:.2e}")
 
-    replay = replay_figure(args.symbols, args.replay_sessions)
-    print(f"replay of {replay['replay_sessions']} sessions × {replay['replay_symbols']} "
-          f"names (no retraining): {replay['replay_seconds']:.1f} s "
-          f"({replay['replay_fills']:,} fills)")
+    replay = (replay_figure(args.symbols, args.replay_sessions) if args.replay_sessions
+              else {"replay_seconds": None, "replay_sessions": 0, "replay_symbols": 0,
+                    "replay_fills": 0})
+    if args.replay_sessions:
+        print(f"replay of {replay['replay_sessions']} sessions × {replay['replay_symbols']} "
+              f"names (no retraining): {replay['replay_seconds']:.1f} s "
+              f"({replay['replay_fills']:,} fills)")
     print(json.dumps({"bench": "backtest", "symbols": args.symbols, "days": args.days,
                       "vectorized_seconds": round(ours_s, 4),
                       "vectorbt_seconds": round(vbt_s, 4),

@@ -32,7 +32,9 @@ def test_backtest_with_monthly_refits_writes_its_report(trained_project):
     assert daily["nav"].iloc[-1] != daily["nav"].iloc[0]
     assert set(out.result.baselines.columns) >= {"equal_weight", "reversal_1m"}
     html = out.report.read_text()
-    assert out.report.name == "index.html" and "Growth of $1" in html
+    assert out.report.name == "index.html"
+    for section in ("Performance", "Turnover and costs", "Model explanations", "Trade journal"):
+        assert f"<h2>{section}" in html
     summary = json.loads((out.directory / "summary.json").read_text())
     assert summary["versions"] == ["wf-2023-05", "wf-2023-06"]
     client = Registry.for_project(trained_project).client

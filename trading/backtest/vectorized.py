@@ -157,7 +157,7 @@ def _simulate(weights, decide, close, vol, adv, alpha, initial_cash,
                     if not skip and band:
                         cost = _cost(delta, px, vol[t, j], adv[t, j], cps, cmin,
                                      half_spread_bps, impact_k)
-                        a = alpha[t, j]
+                        a = alpha[t, j] if alpha.shape[0] > 1 else np.nan
                         benefit = notional * abs(a) if np.isfinite(a) else 0.0
                         skip = not (benefit > cost)
                     if skip:
@@ -259,13 +259,14 @@ def simulate(weights: pd.DataFrame, market: dict[str, pd.DataFrame], costs: Cost
     idx, cols = weights.index, weights.columns
 
     def grid(frame: pd.DataFrame) -> np.ndarray:
-        return np.ascontiguousarray(frame.reindex(index=idx, columns=cols)
-                                    .to_numpy(dtype="float64"))
+        if not (frame.index.equals(idx) and frame.columns.equals(cols)):
+            frame = frame.reindex(index=idx, columns=cols)
+        return np.ascontiguousarray(frame.to_numpy(dtype="float64"))
 
     if rules.band and alpha is None:
         raise ValueError("rules.band needs the expected alpha per name (alpha=...)")
     w = np.nan_to_num(weights.to_numpy(dtype="float64"), nan=0.0)
-    a = grid(alpha) if alpha is not None else np.zeros_like(w)
+    a = grid(alpha) if alpha is not None else np.zeros((1, 1))  # read only with the band
     when = (np.ones(len(idx), dtype=np.bool_) if decide is None
             else decide.reindex(idx, fill_value=False).to_numpy(dtype=np.bool_))
     close_g, vol_g, adv_g = (grid(market[c]) for c in ("close", "daily_vol", "adv"))
