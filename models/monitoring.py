@@ -23,6 +23,8 @@ import pandas as pd
 
 from alphaline.models.metrics import ic_series, icir, long_short_returns
 
+WINSOR_SD = 3.0  # the decay test's daily rank IC is clipped this many sd from the expected
+
 
 def live_ic(signals: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Per signal day: ``ic``, ``rank_ic`` and ``n`` (names with a realized label).
@@ -106,7 +108,7 @@ def cusum_decay(rank_ic: pd.Series, expected: float, sd: float, threshold: float
     ``decayed_fraction × expected``, Gaussian with ``sd``.
 
     Each day adds ``(μ0 − μ1)/σ² · ((μ0 + μ1)/2 − x)``, the log-likelihood ratio of that
-    day; the sum is floored at zero, so good days cannot bank credit for later bad ones
+    day (``x`` clipped at μ0 ± 3σ); the sum is floored at zero, so good days cannot bank credit for later bad ones
     beyond that. Expected detection delay ≈ ``threshold / ((μ0 − μ1)² / 2σ²)`` sessions.
     A champion that expects no positive IC cannot decay: the statistic stays at zero.
     """
@@ -119,7 +121,10 @@ def cusum_decay(rank_ic: pd.Series, expected: float, sd: float, threshold: float
     if not expected > 0:
         stat = pd.Series(np.zeros(len(x)), index=x.index)
         return DecayTest(expected, decayed, sd, threshold, stat, None)
-    step = (expected - decayed) / sd**2 * ((expected + decayed) / 2 - x.to_numpy())
+    # A day's rank IC is winsorized at ±WINSOR_SD around the expected: a market shock's one
+    # or two wild cross-sections (fat tails) cannot fire the test alone.
+    day = np.clip(x.to_numpy(), expected - WINSOR_SD * sd, expected + WINSOR_SD * sd)
+    step = (expected - decayed) / sd**2 * ((expected + decayed) / 2 - day)
     values = np.empty(len(step))
     s = 0.0
     for i, inc in enumerate(step):
