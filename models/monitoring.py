@@ -108,8 +108,9 @@ def cusum_decay(rank_ic: pd.Series, expected: float, sd: float, threshold: float
     ``decayed_fraction × expected``, Gaussian with ``sd``.
 
     Each day adds ``(μ0 − μ1)/σ² · ((μ0 + μ1)/2 − x)``, the log-likelihood ratio of that
-    day (``x`` clipped at μ0 ± 3σ); the sum is floored at zero, so good days cannot bank credit for later bad ones
-    beyond that. Expected detection delay ≈ ``threshold / ((μ0 − μ1)² / 2σ²)`` sessions.
+    day (``x`` clipped at μ0 ± 3σ); the sum is floored at zero, so good days cannot bank
+    credit for later bad ones beyond that. Expected detection delay ≈
+    ``threshold / ((μ0 − μ1)² / 2σ²)`` sessions.
     A champion that expects no positive IC cannot decay: the statistic stays at zero.
     """
     if not sd > 0 or not math.isfinite(sd):

@@ -25,7 +25,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):  # http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.received.append(json.loads(body))
                 outer.paths.append(self.path)
