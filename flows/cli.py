@@ -249,15 +249,20 @@ def backtest(
                  "existing one resumes")] = None,
         root: RootOpt = None) -> None:
     """Replay the daily flow over history with costs; write the HTML report."""
-    from alphaline.pipelines.backtest import run_backtest
+    from alphaline.flows.backtest import backtest as backtest_flow
+    from alphaline.pipelines.backtest import RETRAIN
 
+    if retrain not in RETRAIN:  # before the flow starts: a usage error, not a failed run
+        raise ConfigError(f"--retrain {retrain!r}: choose one of {', '.join(RETRAIN)}")
+    if end < start:
+        raise ConfigError(f"--end {end.date()} is before --start {start.date()}")
     project = _project(root)
-    out = run_backtest(project, start.date(), end.date(), retrain=retrain, name=name)
-    daily = out.result.daily
-    console.print(f"{len(daily)} sessions, NAV {daily['nav'].iloc[0]:,.0f} → "
-                  f"{daily['nav'].iloc[-1]:,.0f}, {len(out.result.trades)} fills, models "
-                  f"{', '.join(out.result.versions['version'])}")
-    print(out.report)
+    out = backtest_flow(start.date(), end.date(), root=str(project.root), retrain=retrain,
+                        name=name)
+    console.print(f"{out['sessions']} sessions, NAV {out['nav_start']:,.0f} → "
+                  f"{out['nav_end']:,.0f}, {out['fills']} fills, models "
+                  f"{', '.join(out['versions'])}")
+    print(out["report"])
 
 
 @app.command()

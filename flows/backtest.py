@@ -1,0 +1,41 @@
+"""backtest: the replay of the daily flow over history, as a flow run the Prefect UI shows
+(a Markdown summary and a link to the HTML report)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from alphaline.pipelines.backtest import run_backtest
+from alphaline.project import Project
+from alphaline.reporting.publish import link_artifact
+from alphaline.runtime import configure_environment
+
+
+@flow(name="backtest", log_prints=True)
+def backtest(start: dt.date, end: dt.date, root: str | None = None, retrain: str = "none",
+             name: str | None = None, progress: bool = True) -> dict:
+    """Replay ``[start, end]`` (``retrain``: none | monthly) and publish its report."""
+    configure_environment()
+    project = Project.load(root)
+    project.ensure_dirs()
+    out = run_backtest(project, start, end, retrain=retrain, name=name, progress=progress)
+    daily = out.result.daily
+    versions = ", ".join(out.result.versions["version"])
+    summary = (f"# Backtest {daily.index[0].date()} → {daily.index[-1].date()}\n\n"
+               f"{len(daily)} sessions, retrain {retrain}, models {versions}; NAV "
+               f"{daily['nav'].iloc[0]:,.0f} → {daily['nav'].iloc[-1]:,.0f} after "
+               f"{daily[['commission', 'spread', 'impact', 'borrow']].sum().sum():,.0f} of "
+               f"costs; {len(out.result.trades):,} fills.\n\nReport: {out.report}\n")
+    create_markdown_artifact(summary, key="backtest-summary",
+                             description=f"backtest {out.directory.name}")
+    link_artifact(out.report, key="backtest-report",
+                  description=f"backtest {out.directory.name}: the HTML report")
+    get_run_logger().info("backtest report: %s", out.report)
+    return {"report": str(out.report), "directory": str(out.directory),
+            "sessions": len(daily), "nav_start": float(daily["nav"].iloc[0]),
+            "nav_end": float(daily["nav"].iloc[-1]), "fills": len(out.result.trades),
+            "versions": list(out.result.versions["version"]),
+            "mlflow_run_id": out.mlflow_run_id}
