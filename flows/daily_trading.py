@@ -102,7 +102,7 @@ def make_broker(project: Project, ledger: Ledger) -> Broker:
         return IbkrBroker(ledger, CostModel.from_params(p.broker), p.broker.ibkr,
                           Endpoint.from_env()).connect()
     return PaperBroker(CostModel.from_params(p.broker), journal=paper_journal(project),
-                         schedules=Schedules.from_params(p.broker.execution))
+                       schedules=Schedules.from_params(p.broker.execution))
 
 
 def paper_journal(project: Project):
