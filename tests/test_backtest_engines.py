@@ -13,8 +13,12 @@ from alphaline.models.ensemble import TreeEnsemble
 from alphaline.models.signal import SignalModel
 from alphaline.pipelines import featurize
 from alphaline.pipelines.synthetic import generate_market
-from alphaline.trading.backtest.replay import ReplayRun, TradingModel, ledger_frames, \
-    replay_sessions
+from alphaline.trading.backtest.replay import (
+    ReplayRun,
+    TradingModel,
+    ledger_frames,
+    replay_sessions,
+)
 from alphaline.trading.backtest.vectorized import (
     EngineRules,
     book_backtest,
@@ -57,7 +61,7 @@ def replayed(market, tmp_path_factory):
 
 
 def test_replay_and_vectorized_engine_agree(replayed):
-    p, bars, run, ledger, days = replayed
+    p, bars, _run, ledger, days = replayed
     frames = ledger_frames(ledger, CostModel.from_params(p.broker))
     orders = ledger.table(__import__("alphaline.trading.ledger.models",
                                      fromlist=["Order"]).Order)

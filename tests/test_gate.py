@@ -17,7 +17,8 @@ def test_promotes_when_every_bar_is_cleared():
 
 def test_refuses_low_deflated_sharpe():
     d = decide(metrics(dsr=0.6), None, BARS)
-    assert not d.promote and any("DSR 0.600 (after costs) < 0.95 over 10 trials" in r for r in d.reasons)
+    assert not d.promote
+    assert any("DSR 0.600 (after costs) < 0.95 over 10 trials" in r for r in d.reasons)
 
 
 def test_refuses_non_positive_rank_ic():
