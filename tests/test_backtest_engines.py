@@ -26,6 +26,7 @@ from alphaline.trading.backtest.vectorized import (
     simulate,
 )
 from alphaline.trading.costs import CostModel, market_panel
+from alphaline.trading.ledger.models import Order, Signal
 from tests.conftest import REPO
 
 MEMBER = {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 50, "learning_rate": 0.05,
@@ -63,16 +64,14 @@ def replayed(market, tmp_path_factory):
 def test_replay_and_vectorized_engine_agree(replayed):
     p, bars, _run, ledger, days = replayed
     frames = ledger_frames(ledger, CostModel.from_params(p.broker))
-    orders = ledger.table(__import__("alphaline.trading.ledger.models",
-                                     fromlist=["Order"]).Order)
+    orders = ledger.table(Order)
     refused = orders.loc[orders["status"] == "REJECTED", "reject_reason"]
     assert len(orders) > 50
     # the engine models the price band; any other refusal would make the comparison moot
     assert refused.str.startswith("price band").all(), refused.tolist()
     assert ledger.trading_state() == "ACTIVE"
 
-    signals = ledger.table(__import__("alphaline.trading.ledger.models",
-                                      fromlist=["Signal"]).Signal)
+    signals = ledger.table(Signal)
     scores = signals.rename(columns={"trading_day": "date"})[["date", "symbol", "score"]]
     scores["date"] = pd.to_datetime(scores["date"])
     grid = market_grids(market_panel(bars[bars["date"] <= END]))
