@@ -72,7 +72,7 @@ def equity(strategy: pd.Series, baseline: pd.Series | None, others: pd.DataFrame
     with mpl.rc_context(_STYLE):
         for version, day in (switches or {}).items():
             ax.axvline(day, color=MUTED, lw=0.8, ls=":")
-            ax.annotate(f"v{version}", (day, 1.0), xycoords=("data", "axes fraction"),
+            ax.annotate(str(version), (day, 1.0), xycoords=("data", "axes fraction"),
                         xytext=(2, -2), textcoords="offset points", va="top", fontsize=7.5,
                         color="#52606d")
         if others is not None:
