@@ -22,6 +22,7 @@ from alphaline.models.gate import decide
 from alphaline.models.metrics import fold_metrics, mean_rank_ic
 from alphaline.models.registry import CHALLENGER, Registry
 from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
+from alphaline.models.tuning import FamilyTrials
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import TFTResult, TrainingSet
 from alphaline.pipelines.train import book_size, catalog_costs, folds, oos_metrics
@@ -106,7 +107,8 @@ def run_train_tft(project: Project) -> TFTResult:
     panel = panel_for(catalog.validated_bars(), features, ts, pd.Timestamp(p.data.end))
     oos = walk_forward(p, ts, panel).predictions
     cost = catalog_costs(p, catalog)
-    metrics = oos_metrics(oos, p, [], 1, cost)
+    # the TFT is not tuned: one configuration, one trial
+    metrics = oos_metrics(oos, p, FamilyTrials("tft", 1, [], 1), cost)
     per_fold = fold_metrics(oos, p.portfolio.quantile, p.features.label_horizon,
                             sessions_per_year(p.data.calendar), cost, **book_size(p))
     comparison = {}

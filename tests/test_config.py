@@ -65,8 +65,8 @@ def test_portfolio_cannot_exceed_risk_limits(tmp_path):
         load_params(write(tmp_path, mutate))
 
 
-def test_live_broker_is_not_accepted(tmp_path):
-    path = write(tmp_path, lambda r: r["broker"].update(kind="ibkr"))
+def test_unknown_broker_is_not_accepted(tmp_path):
+    path = write(tmp_path, lambda r: r["broker"].update(kind="alpaca"))
     with pytest.raises(ConfigError, match=r"broker\.kind"):
         load_params(path)
 
