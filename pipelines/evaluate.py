@@ -25,9 +25,11 @@ from alphaline.models.cv import (
     holdout_cpcv,
     holdout_start,
     path_predictions,
+    purged_walk_forward,
     session_groups,
 )
 from alphaline.models.gate import GateDecision, decide
+from alphaline.models.meta_label import MetaLabeler, with_primary_score
 from alphaline.models.metrics import (
     annualize,
     deflated_sharpe,
@@ -41,7 +43,14 @@ from alphaline.models.significance import paired_bootstrap
 from alphaline.models.tuning import FamilyTrials, family_trials
 from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import EvaluateResult, TrainingSet, TrainResult
-from alphaline.pipelines.train import catalog_costs, ensemble_from, scores_book, weights_for
+from alphaline.pipelines.train import (
+    catalog_costs,
+    ensemble_from,
+    meta_labeler,
+    scores_book,
+    walk_forward,
+    weights_for,
+)
 from alphaline.project import Project
 from alphaline.trading.backtest.baselines import baseline_returns, nav_returns
 from alphaline.trading.backtest.vectorized import book_backtest, market_grids
@@ -53,10 +62,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class PathScores:
     """One recipe on the gate's CPCV paths: per path its rank IC and annualized after-cost
-    Sharpe (``table``), and its after-cost daily returns (sessions × paths)."""
+    Sharpe (``table``), and its after-cost daily returns (sessions × paths). With the
+    meta-sized book, ``meta_rows`` holds, per split, the rows its meta-labeler was fitted
+    on (all inside the split's training rows)."""
 
     table: pd.DataFrame
     returns: pd.DataFrame
+    meta_rows: dict[int, np.ndarray] | None = None
 
     @property
     def mean_path(self) -> pd.Series:
@@ -71,11 +83,65 @@ def market_for(cost: ResearchCosts | None) -> dict[str, pd.DataFrame]:
     return market_grids(cost.market)
 
 
+def recipe_meta_labeler(recipe: dict, p: Params) -> MetaLabeler:
+    """The meta-labeler the recipe was trained with (its own ``meta_label`` settings when it
+    records them, else the current params')."""
+    settings = {k: v for k, v in recipe.get("meta_label", {}).items() if k != "enabled"}
+    if not settings:
+        return meta_labeler(p)
+    return meta_labeler(p.with_overrides({f"model.meta_label.{k}": v
+                                          for k, v in settings.items()}))
+
+
+def cpcv_meta_sizes(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
+                    primary: pd.DataFrame, p: Params, label: str = "model"
+                    ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
+    """Meta-label sizes of each CPCV split's test rows, as training makes them, inside the
+    split: the recipe's purged walk-forward over the split's training rows alone gives
+    out-of-fold primary scores, the meta-labeler is fitted on those, then sizes the test
+    rows' primary scores (``primary``: :func:`cross_val_predict`'s rows, ``fold`` = split).
+    No test row, and no row within the purge and embargo of one, reaches a meta-labeler.
+    Returns ``primary`` with ``side, probability, size`` and each split's meta rows."""
+    X = ts.X[recipe["features"]]
+    w = weights_for(recipe, ts)
+    h = recipe["horizon"]
+    sized, fitted_on = [], {}
+    for k, split in enumerate(splits):
+        train = np.sort(split.train)
+        inner_ts = TrainingSet(X=X.iloc[train].reset_index(drop=True),
+                               y=ts.y.iloc[train].reset_index(drop=True),
+                               dates=ts.dates.iloc[train].reset_index(drop=True),
+                               symbols=ts.symbols.iloc[train].reset_index(drop=True),
+                               fingerprint=ts.fingerprint)
+        inner = purged_walk_forward(inner_ts.dates, p.cv.n_splits, h, recipe["embargo"],
+                                    p.cv.min_train_days)
+        oos = walk_forward(recipe, inner_ts, inner, w[train], p.model.n_jobs).predictions
+        if oos["date"].nunique() < p.model.meta_label.min_train_dates:
+            raise ValueError(
+                f"CPCV split {k}: the inner walk-forward scored {oos['date'].nunique()} "
+                f"sessions, fewer than model.meta_label.min_train_dates "
+                f"({p.model.meta_label.min_train_dates}) the meta-labeler needs")
+        rows = train[oos["row"].to_numpy()]
+        meta = recipe_meta_labeler(recipe, p).fit(
+            with_primary_score(X.iloc[rows], oos["score"]), oos["label"],
+            dates=oos["date"].to_numpy(), sample_weight=w[rows])
+        test = primary[primary["fold"] == k].reset_index(drop=True)
+        sizes = meta.size(with_primary_score(X.iloc[test["row"].to_numpy()], test["score"]),
+                          dates=test["date"].to_numpy())
+        sized.append(pd.concat([test, sizes], axis=1))
+        fitted_on[k] = rows
+        log.info("CPCV %s: split %d/%d meta-labeler fitted on %d out-of-fold rows", label,
+                 k + 1, len(splits), len(rows))
+    return pd.concat(sized, ignore_index=True), fitted_on
+
+
 def cpcv_path_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
                      paths: list[list[tuple[int, int]]], groups: np.ndarray, p: Params,
                      market: dict[str, pd.DataFrame], label: str = "model") -> PathScores:
     """Fit the recipe on each CPCV split; each backtest path's scores go through the one
-    book, the rebalance rules and the cost model (:func:`book_backtest`)."""
+    book, the rebalance rules and the cost model (:func:`book_backtest`). With
+    ``portfolio.method: meta_sized_long_short`` each split also fits its own meta-labeler
+    (:func:`cpcv_meta_sizes`) and the path trades the meta-sized book."""
     def progress(k: int, _: pd.DataFrame) -> None:
         log.info("CPCV %s: split %d/%d fitted", label, k + 1, len(splits))
 
@@ -83,26 +149,32 @@ def cpcv_path_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
         lambda: ensemble_from(recipe, p.model.n_jobs), ts.X[recipe["features"]], ts.y,
         dates=ts.dates, symbols=ts.symbols, splits=splits,
         sample_weight=weights_for(recipe, ts), on_fold=progress).predictions
+    meta_rows, columns = None, ["date", "symbol", "score"]
+    if p.portfolio.method == "meta_sized_long_short":
+        scores, meta_rows = cpcv_meta_sizes(recipe, ts, splits, scores, p, label)
+        columns += ["size", "probability"]
     scores["group"] = groups[scores["row"].to_numpy()]
     per_year = sessions_per_year(p.data.calendar)
     last = scores["date"].max()
     window = {k: v.loc[v.index <= last] for k, v in market.items()}
     rows, returns = [], {}
     for k, f in enumerate(path_predictions(scores, paths)):
-        run = book_backtest(f[["date", "symbol", "score"]], window, scores_book(p))
+        run = book_backtest(f[columns], window, p)
         r = nav_returns(run.daily["nav"], p.broker.initial_cash)
         returns[k] = r
         rows.append({"path": k, "rank_ic": mean_rank_ic(f["score"], f["label"], f["date"]),
                      "sharpe_net": annualize(sharpe(r), per_year)})
-    return PathScores(pd.DataFrame(rows), pd.DataFrame(returns))
+    return PathScores(pd.DataFrame(rows), pd.DataFrame(returns), meta_rows)
 
 
 def baseline_figures(market: dict[str, pd.DataFrame], p: Params, sessions: pd.DatetimeIndex
                      ) -> dict[str, float]:
     """Annualized after-cost Sharpe of each baseline over ``sessions`` (same book, rules and
-    costs as the models)."""
+    costs as the models; a baseline's score has no meta-label sizes, so with the meta-sized
+    book it trades the quantile book of the same gross and caps)."""
     window = {k: v.loc[v.index <= sessions.max()] for k, v in market.items()}
-    base = baseline_returns(window, p, sessions.min()).reindex(sessions).fillna(0.0)
+    base = baseline_returns(window, scores_book(p), sessions.min()).reindex(
+        sessions).fillna(0.0)
     per_year = sessions_per_year(p.data.calendar)
     return {name: annualize(sharpe(base[name]), per_year) for name in base.columns}
 
