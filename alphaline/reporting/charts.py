@@ -300,3 +300,28 @@ def book_bars(weights: pd.Series, top: int = 30) -> Figure:
         ax.grid(axis="y", visible=False)
         ax.set_title("Book at the close (weight of NAV)")
     return fig
+
+
+def live_ic(series: pd.DataFrame, expected: float | None = None) -> Figure:
+    """The champion's live daily rank IC (bars), its running mean and the running mean IC
+    (lines), against the rank IC its walk-forward earned (dashed)."""
+    fig, ax = _figure(3.0)
+    with mpl.rc_context(_STYLE):
+        colors = [STRATEGY if v >= 0 else "#b5475b" for v in series["rank_ic"]]
+        ax.bar(series.index, series["rank_ic"], color=colors, alpha=0.45, width=0.8,
+               label="daily rank IC")
+        n = np.arange(1, len(series) + 1)
+        ax.plot(series.index, series["rank_ic"].cumsum() / n, color=STRATEGY, lw=1.6,
+                label="rank IC, running mean")
+        ax.plot(series.index, series["ic"].cumsum() / n, color=BASELINE, lw=1.2,
+                label="IC, running mean")
+        if expected is not None and np.isfinite(expected):
+            ax.axhline(expected, color="#52606d", lw=1.0, ls="--",
+                       label=f"walk-forward rank IC {expected:.3f}")
+        ax.axhline(0.0, color="#52606d", lw=0.6)
+        ax.set_title("Live IC of the champion's signals (labels realized)")
+        ax.legend(loc="upper left", ncols=2, fontsize=8)
+        locator = AutoDateLocator(minticks=3, maxticks=9)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    return fig

@@ -1,5 +1,7 @@
 """The daily report as a page: the day's key figures, NAV history from the ledger, today's
-book, the orders, the scores and their reasons, and the risk section."""
+book, the orders, the scores and their reasons, the risk section, and the champion's live
+performance (its signals against the labels that have since realized, its book against the
+walk-forward's expectation)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from alphaline.models.explain import reason_text
+from alphaline.models.live_performance import LivePerformance
 from alphaline.reporting import charts
 from alphaline.reporting.html import (
     Figure,
@@ -44,11 +48,13 @@ def orders_frame(orders: Iterable) -> pd.DataFrame:
 
 
 def write_daily_report(result: DayResult, scores: pd.DataFrame, nav: pd.DataFrame,
-                       book: pd.Series, orders: pd.DataFrame, path: Path) -> Path:
+                       book: pd.Series, orders: pd.DataFrame, path: Path,
+                       live: LivePerformance | None = None) -> Path:
     """Write the day's page to ``path`` and return it.
 
     ``nav``: the ledger's NAV history (``day, nav, gross_exposure, net_exposure``);
-    ``book``: weight per symbol at today's close; ``orders``: :func:`orders_frame`.
+    ``book``: weight per symbol at today's close; ``orders``: :func:`orders_frame`;
+    ``live``: the champion's live performance (no section without a champion).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,8 +73,9 @@ def write_daily_report(result: DayResult, scores: pd.DataFrame, nav: pd.DataFram
         Figure("State", result.trading_state, result.no_trade_reason or "",
                "good" if result.trading_state == "ACTIVE" else "bad"),
         Figure("Model", str(result.model_version), f"{result.signals} signals recorded"),
+        *_live_figures(live),
     ]
-    sections = [_nav(nav), _book(book), _orders(result, orders), _tca(result),
+    sections = [_nav(nav), _live(live), _book(book), _orders(result, orders), _tca(result),
                 _scores(scores), _risk(result.risk), _events(result)]
     write_page(path, title=f"alphaline daily report — {result.day}",
                subtitle=f"after the close of {result.day}; borrow charged "
@@ -88,6 +95,78 @@ def _nav(nav: pd.DataFrame) -> Section:
         Table(table_html(tail, {"nav": lambda v: num(v, 2), "gross_exposure": num,
                                 "net_exposure": lambda v: f"{v:+.3f}"})),
     ])
+
+
+def _live_figures(live: LivePerformance | None) -> list[Figure]:
+    if live is None:
+        return []
+    s, e = live.summary, live.expectation
+    out = []
+    if live.enough:
+        tone = "good" if s["rank_ic"] > 0 else "bad"
+        out.append(Figure("Live rank IC", f"{s['rank_ic']:+.4f}",
+                          f"hit rate {plain_pct(s['hit_rate'])} over {s['sessions']} sessions",
+                          tone))
+    else:
+        out.append(Figure("Live rank IC", "waiting",
+                          f"{s['sessions']} of {live.min_sessions} sessions realized"))
+    if e["sessions"]:
+        detail = (f"expected {pct(e['expected_return'], 2)}" if e["expected_return"] is not None
+                  else "no walk-forward Sharpe recorded")
+        out.append(Figure("Book since champion", pct(e["realized_return"], 2), detail,
+                          "good" if (e["t_stat"] or 0) >= -2 else "bad"))
+    return out
+
+
+def _live(live: LivePerformance | None) -> Section | None:
+    """The champion's signals against realized labels, and its book against the walk-forward."""
+    if live is None:
+        return None
+    s, b, e = live.summary, live.research_book, live.expectation
+    blocks: list = []
+    if live.enough:
+        blocks.append(chart("live-ic", charts.live_ic(live.series, live.backtest_rank_ic),
+                            "Live daily rank IC and its running mean"))
+    else:
+        blocks.append(Text(live.waiting()))
+    rows = [
+        ("sessions with realized labels", str(s["sessions"]),
+         f"{s['first']} .. {s['last']}" if s["sessions"] else "none yet"),
+        ("IC (mean)", _opt(s["ic"], live.enough), ""),
+        ("rank IC (mean)", _opt(s["rank_ic"], live.enough),
+         f"walk-forward {_opt(live.backtest_rank_ic)}"),
+        ("ICIR", _opt(s["icir"], live.enough), ""),
+        ("hit rate (days with rank IC > 0)",
+         plain_pct(s["hit_rate"]) if live.enough and s["hit_rate"] is not None else "n/a", ""),
+    ]
+    if e["sessions"]:
+        rows += [
+            ("book return since the champion's first signal", pct(e["realized_return"], 2),
+             f"{e['sessions']} sessions, {e['first']} .. {e['last']}"),
+            ("expected at the walk-forward's after-cost Sharpe",
+             pct(e["expected_return"], 2) if e["expected_return"] is not None else "n/a",
+             f"Sharpe {_opt(e['expected_sharpe'], True, '.2f')} "
+             f"({live.expectation_metric or 'not recorded'}) at the book's own volatility"),
+            ("realized Sharpe (annualized)", _opt(e["realized_sharpe"], True, ".2f"),
+             f"t {_opt(e['t_stat'], True, '+.2f')} against the expectation"),
+        ]
+    else:
+        rows.append(("book return since the champion's first signal", "n/a",
+                     "no session with a NAV since the first signal's fills yet"))
+    if b["sessions"]:
+        rows.append(("same signals and days: ledger book vs research book",
+                     f"{pct(b['realized_return'], 2)} vs {pct(b['expected_return'], 2)}",
+                     f"{b['sessions']} days; research book before costs"))
+    blocks.append(Table(table_html(pd.DataFrame(rows, columns=["figure", "value", "note"]),
+                                   index=False)))
+    return Section("live", "Live performance", blocks,
+                   f"Champion v{live.version}: its ledger signals joined with the labels that "
+                   "have since realized, and the ledger book's return against what the "
+                   "walk-forward expects.")
+
+
+def _opt(v: float | None, shown: bool = True, spec: str = "+.4f") -> str:
+    return "n/a" if v is None or not shown or not math.isfinite(v) else format(v, spec)
 
 
 def _book(book: pd.Series) -> Section:
@@ -135,8 +214,7 @@ def _scores(scores: pd.DataFrame) -> Section | None:
     ordered = scores.sort_values("score", ascending=False)
     picked = pd.concat([ordered.head(5), ordered.tail(5)]).drop_duplicates("symbol")
     rows = [{"symbol": r["symbol"], "score": float(r["score"]),
-             "top reasons (SHAP)": ", ".join(f"{c['feature']} {c['shap']:+.4f}"
-                                             for c in (r.get("reasons") or [])[:3])}
+             "top reasons": ", ".join(reason_text(c) for c in (r.get("reasons") or [])[:3])}
             for _, r in picked.iterrows()]
     return Section("scores", "Top and bottom scores", [
         Table(table_html(pd.DataFrame(rows), {"score": lambda v: f"{v:+.4f}"}, index=False)),
