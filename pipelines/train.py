@@ -142,9 +142,10 @@ def make_recipe(p: Params, tuned: dict[str, TuningResult], features: list[str]) 
 
 
 def scores_book(p: Params) -> Params:
-    """The params research runs a score panel through: the meta-sized book needs the
-    meta-labeler's sizes, which a panel of primary scores does not carry, so it is scored
-    with the quantile book of the same gross and caps."""
+    """The params research runs a panel of primary scores through: the meta-sized book needs
+    the meta-labeler's sizes, which such a panel does not carry, so it is scored with the
+    quantile book of the same gross and caps (the gate's CPCV paths carry sizes and trade
+    the meta-sized book: :func:`alphaline.pipelines.evaluate.cpcv_meta_sizes`)."""
     if p.portfolio.method == "meta_sized_long_short":
         return p.with_overrides({"portfolio.method": "quantile_long_short"})
     return p
