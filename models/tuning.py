@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 
 from alphaline.config import SearchSpace
+from alphaline.console import Progress
 from alphaline.models.cv import Split, cross_val_predict
 from alphaline.models.lgbm import LGBMMember
 from alphaline.models.metrics import long_short_returns, mean_rank_ic, sharpe
@@ -28,6 +29,34 @@ class TuningResult:
     best_value: float
     n_trials: int  # every trial in the study, pruned and failed ones included
     trial_sharpes: list[float] = field(default_factory=list)
+
+
+class TrialProgress:
+    """An Optuna callback any study can take: a bar over the study's ``n_trials`` with the
+    time left and the best value so far, and one line per finished trial in the run's log
+    file. Close it (or use it as a context manager) when ``optimize`` returns."""
+
+    def __init__(self, label: str, n_trials: int, *, disable: bool | None = None, file=None):
+        self.progress = Progress(label, n_trials, "trial", disable=disable, file=file)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        state = ("pruned" if trial.state == optuna.trial.TrialState.PRUNED
+                 else "failed" if trial.state == optuna.trial.TrialState.FAIL
+                 else f"value {trial.value:.4f}" if trial.value is not None else "no value")
+        try:
+            best = f"best {study.best_value:.4f}"
+        except ValueError:  # no completed trial yet
+            best = "no best yet"
+        self.progress.advance(f"{state}, {best}")
+
+    def close(self) -> None:
+        self.progress.close()
+
+    def __enter__(self) -> TrialProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict:
@@ -75,8 +104,9 @@ def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
                                 sample_weight=sample_weight, on_fold=on_fold).predictions
         return mean_rank_ic(oos["score"], oos["label"], oos["date"])
 
-    study.optimize(objective_fn, n_trials=n_trials, timeout=timeout_s, callbacks=callbacks,
-                   gc_after_trial=True)
+    with TrialProgress(f"tune {objective}", n_trials) as progress:
+        study.optimize(objective_fn, n_trials=n_trials, timeout=timeout_s,
+                       callbacks=[*(callbacks or []), progress], gc_after_trial=True)
     best = study.best_trial
     sharpes = [t.user_attrs["sharpe"] for t in study.trials if "sharpe" in t.user_attrs]
     return TuningResult(
