@@ -200,6 +200,46 @@ class LambdaRankParams(_Section):
     truncation: Annotated[int, Field(ge=1, le=10000)]
 
 
+class TFTSearchSpace(_Section):
+    """TFT hyperparameters Optuna searches (``model.tft.search``), in the order it suggests
+    them; each name is a ``TFTConfig`` field. Sizes are choices (TPE treats them as
+    categories), the rest ranges within the bounds ``model.tft`` itself accepts."""
+
+    hidden_size: Annotated[list[Annotated[int, Field(ge=4, le=512)]], Field(min_length=1)]
+    attention_heads: Annotated[list[Annotated[int, Field(ge=1, le=16)]], Field(min_length=1)]
+    dropout: FloatRange
+    learning_rate: FloatRange
+    encoder_days: IntRange
+    gradient_clip: FloatRange
+
+    @model_validator(mode="after")
+    def _within_model_bounds(self) -> TFTSearchSpace:
+        for key in ("hidden_size", "attention_heads"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"model.tft.search.{key} lists a value twice: {values}")
+        # pytorch-forecasting gives each head hidden_size // heads dimensions: a head count
+        # above a hidden size leaves heads of width 0, so every pair drawn must have one
+        if max(self.attention_heads) > min(self.hidden_size):
+            raise ValueError(f"model.tft.search: attention_heads up to "
+                             f"{max(self.attention_heads)} exceed the smallest hidden_size "
+                             f"{min(self.hidden_size)} (each head gets hidden_size // heads "
+                             f"dimensions)")
+        if self.dropout.high >= 1:
+            raise ValueError(f"model.tft.search.dropout.high must be below 1, got "
+                             f"{self.dropout.high}")
+        if self.learning_rate.low <= 0 or self.learning_rate.high > 1:
+            raise ValueError(f"model.tft.search.learning_rate must lie in (0, 1], got "
+                             f"{self.learning_rate.low} .. {self.learning_rate.high}")
+        if self.encoder_days.low < 5 or self.encoder_days.high > 252:
+            raise ValueError(f"model.tft.search.encoder_days must lie in 5 .. 252, got "
+                             f"{self.encoder_days.low} .. {self.encoder_days.high}")
+        if self.gradient_clip.low <= 0:
+            raise ValueError(f"model.tft.search.gradient_clip.low must be above 0, got "
+                             f"{self.gradient_clip.low}")
+        return self
+
+
 class TFTParams(_Section):
     enabled: bool
     device: Literal["cpu", "cuda", "auto"]
@@ -213,12 +253,18 @@ class TFTParams(_Section):
     gradient_clip: Annotated[float, Field(gt=0)]
     quantiles: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
 
+    trials: Annotated[int, Field(ge=1, le=10000)]  # Optuna trials per run, its own study
+    search: TFTSearchSpace
     @model_validator(mode="after")
     def _has_median(self) -> TFTParams:
         if 0.5 not in self.quantiles:
             raise ValueError(f"quantiles must include 0.5 (the score is the median "
                              f"forecast), got {self.quantiles}")
         return self
+        if self.attention_heads > self.hidden_size:
+            raise ValueError(f"model.tft.attention_heads ({self.attention_heads}) exceeds "
+                             f"hidden_size ({self.hidden_size}): each head gets "
+                             f"hidden_size // heads dimensions")
 
 
 class ModelParams(_Section):
