@@ -244,12 +244,12 @@ def start_run(command: str, log_dir: Path | None = None, *, rich_console: Any | 
         chatty = {n: logging.getLogger(n).level for n in CHATTY_LOGGERS}
         for n in CHATTY_LOGGERS:
             logging.getLogger(n).setLevel(logging.WARNING)
-        added = []
+        before = warnings.filters[:]
         if not sys.warnoptions:  # an explicit -W or PYTHONWARNINGS wins
             # every occurrence reaches the run, which says it once and counts the rest
             for category in FILE_ONLY_CATEGORIES:
                 warnings.filterwarnings("always", category=category)
-                added.append(warnings.filters[0])
+        ours = [f for f in warnings.filters if f not in before]
         # captureWarnings first, so that a library's captureWarnings(True) (Great
         # Expectations calls it at import) is a no-op and cannot take the hook away
         previous = warnings.showwarning
@@ -265,9 +265,9 @@ def start_run(command: str, log_dir: Path | None = None, *, rich_console: Any | 
             root.setLevel(old_level)
             for n, lvl in chatty.items():
                 logging.getLogger(n).setLevel(lvl)
-            for entry in added:  # ours only: filters libraries added meanwhile stay
-                with contextlib.suppress(ValueError):
-                    warnings.filters.remove(entry)
+            # the filters as they were, after those libraries added meanwhile (at import)
+            added = [f for f in warnings.filters if f not in before and f not in ours]
+            warnings.filters[:] = added + before
             warnings._filters_mutated()
             if captured_here:
                 logging.captureWarnings(False)
@@ -340,7 +340,7 @@ class Progress:
         self.desc, self.total, self.unit, self.n = desc, total, unit, 0
         self._t0 = time.monotonic()
         self._log = logging.getLogger(PROGRESS_LOGGER)
-        self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=True,
+        self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=None,
                          file=file if file is not None else sys.stderr,
                          disable=bars_enabled() if disable is None else disable)
 

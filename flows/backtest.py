@@ -8,6 +8,7 @@ import datetime as dt
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from alphaline.console import run_log
 from alphaline.pipelines.backtest import run_backtest
 from alphaline.project import Project
 from alphaline.reporting.publish import link_artifact
@@ -21,7 +22,9 @@ def backtest(start: dt.date, end: dt.date, root: str | None = None, retrain: str
     configure_environment()
     project = Project.load(root)
     project.ensure_dirs()
-    out = run_backtest(project, start, end, retrain=retrain, name=name, progress=progress)
+    with run_log("backtest", project.state_dir / "logs"):
+        out = run_backtest(project, start, end, retrain=retrain, name=name,
+                           progress=progress)
     daily = out.result.daily
     versions = ", ".join(out.result.versions["version"])
     summary = (f"# Backtest {daily.index[0].date()} → {daily.index[-1].date()}\n\n"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -18,10 +17,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from alphaline import console as run_console
 from alphaline.errors import (
     AlphalineError,
     ConfigError,
@@ -66,14 +64,19 @@ def _entry() -> None:
 def _project(root: Path | None) -> Project:
     project = Project.load(root)
     project.ensure_dirs()
+    run = run_console.current()
+    if run is not None:  # the command's log file: state/logs/<command>.log
+        run.attach_file(project.state_dir / "logs")
     return project
 
 
-def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)], force=True)
-    for noisy in ("feast", "great_expectations", "alembic", "mlflow", "httpx", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _command_name(fn) -> str:
+    """``train``, ``model status``: the command as typed, without the program's name."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    name = ctx.command_path.partition(" ")[2] if ctx is not None else ""
+    return name or fn.__name__
 
 
 _LABELS = {ConfigError: "parameters", DataRejected: "data rejected",
@@ -83,42 +86,30 @@ _LABELS = {ConfigError: "parameters", DataRejected: "data rejected",
 def command(fn):
     """Report the project's own failures (``AlphalineError``) as a message and its exit code.
 
-    Anything else is a bug: it propagates with its traceback (exit 1).
+    Anything else is a bug: it propagates with its traceback (exit 1). The command runs as
+    one run of :mod:`alphaline.console`: its console, its log file, its warnings said once.
     """
     from alphaline.pipelines.validate import ValidationFailed
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        _logging()
-        try:
-            return fn(*args, **kwargs)
-        except ValidationFailed as exc:
-            console.print(f"[red]validation failed[/red] — batch quarantined in "
-                          f"{exc.quarantine_dir}")
-            for line in exc.report.summary().splitlines()[:40]:
-                console.print(f"  {line}")
-            if exc.report.docs_url:
-                console.print(f"Data Docs: {exc.report.docs_url}")
-            raise typer.Exit(exc.exit_code) from None
-        except AlphalineError as exc:
-            label = next((text for kind, text in _LABELS.items() if isinstance(exc, kind)),
-                         "error")
-            console.print(f"[red]{label}:[/red] {exc}")
-            raise typer.Exit(exc.exit_code) from None
+        with run_console.run_log(_command_name(fn), rich_console=console):
+            try:
+                return fn(*args, **kwargs)
+            except ValidationFailed as exc:
+                console.print(f"[red]validation failed[/red] — batch quarantined in "
+                              f"{exc.quarantine_dir}")
+                for line in exc.report.summary().splitlines()[:40]:
+                    console.print(f"  {line}")
+                if exc.report.docs_url:
+                    console.print(f"Data Docs: {exc.report.docs_url}")
+                raise typer.Exit(exc.exit_code) from None
+            except AlphalineError as exc:
+                label = next((text for kind, text in _LABELS.items() if isinstance(exc, kind)),
+                             "error")
+                console.print(f"[red]{label}:[/red] {exc}")
+                raise typer.Exit(exc.exit_code) from None
     return wrapper
-
-
-def _trial_progress(n_trials: int):
-    progress = Progress(TextColumn("[bold]Optuna[/bold]"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("best rank IC {task.fields[best]}"), TimeElapsedColumn(),
-                        console=console)
-    task = progress.add_task("trials", total=n_trials, best="—")
-
-    def callback(study, trial) -> None:
-        best = f"{study.best_value:.4f}" if any(t.value is not None for t in study.trials) \
-            else "—"
-        progress.update(task, advance=1, best=best)
-    return progress, callback
 
 
 # research DAG steps (dvc.yaml runs these)
@@ -179,10 +170,7 @@ def train(root: RootOpt = None) -> None:
     from alphaline.pipelines.train import run_train
 
     project = _project(root)
-    progress, callback = _trial_progress(
-        project.params.tuning.n_trials * len(project.params.model.objectives))
-    with progress:
-        out = run_train(project, callbacks=[callback])
+    out = run_train(project)  # a bar per Optuna study, then the walk-forward folds' bar
     _print_metrics(f"challenger v{out.version} (out of sample)", out.oos)
 
 
@@ -210,8 +198,7 @@ def evaluate(root: RootOpt = None) -> None:
     from alphaline.pipelines.evaluate import run_evaluate
 
     project = _project(root)
-    with console.status("evaluating challenger against champion"):
-        decision = run_evaluate(project)
+    decision = run_evaluate(project)  # a bar over the CPCV splits of each recipe
     verdict = "[green]promoted to champion[/green]" if decision.promote \
         else "[yellow]not promoted[/yellow]"
     console.print(f"gate: {verdict}")

@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from alphaline.alerts import day_alerts, on_flow_failure, send
 from alphaline.calendar import is_session, require_settled
+from alphaline.console import run_log
 from alphaline.features import store as feast_store
 from alphaline.features.definitions import feature_names
 from alphaline.flows import parallel
@@ -137,7 +138,8 @@ def daily_trading(day: dt.date | None = None, root: str | None = None, force: bo
                         dt.timedelta(minutes=p.schedule.settle_delay_minutes),
                         dt.datetime.now(dt.UTC), p.schedule.timezone)
     timeout = dt.timedelta(minutes=p.schedule.lock_timeout_minutes)
-    with Ledger(project.ledger_url).hold_lock("daily_trading", timeout):
+    with run_log("daily_trading", project.state_dir / "logs"), \
+            Ledger(project.ledger_url).hold_lock("daily_trading", timeout):
         return trade_day(project, day)
 
 

@@ -26,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 
 from alphaline.alerts import Alert, on_flow_failure, send
 from alphaline.calendar import latest_session, sessions
+from alphaline.console import run_log
 from alphaline.errors import MissingPrerequisite
 from alphaline.features.compute import compute_labels
 from alphaline.flows.retrain import retrain
@@ -142,7 +143,8 @@ def drift_check(root: str | None = None, as_of: dt.date | None = None,
     project.ensure_dirs()
     upgrade(project.ledger_url)  # measure reads the ledger's signals
     timeout = dt.timedelta(minutes=project.params.schedule.lock_timeout_minutes)
-    with Ledger(project.ledger_url).hold_lock("drift_check", timeout):
+    with run_log("drift_check", project.state_dir / "logs"), \
+            Ledger(project.ledger_url).hold_lock("drift_check", timeout):
         return drift_check_locked(project, as_of, start_retrain)
 
 

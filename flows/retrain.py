@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from alphaline.alerts import on_flow_failure
 from alphaline.calendar import latest_session
+from alphaline.console import run_log
 from alphaline.flows import parallel
 from alphaline.models.registry import Registry
 from alphaline.pipelines import evaluate, featurize, ingest, train
@@ -71,7 +72,8 @@ def retrain(root: str | None = None, as_of: dt.date | None = None, reason: str =
     project.ensure_dirs()
     upgrade(project.ledger_url)  # the lock lives in the ledger's database
     timeout = dt.timedelta(minutes=project.params.schedule.lock_timeout_minutes)
-    with Ledger(project.ledger_url).hold_lock("retrain", timeout):
+    with run_log("retrain", project.state_dir / "logs"), \
+            Ledger(project.ledger_url).hold_lock("retrain", timeout):
         return retrain_locked(project, reason, refresh_data)
 
 

@@ -21,6 +21,7 @@ from scipy.optimize import nnls
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from alphaline.console import say_once
 from alphaline.models import treeshap
 from alphaline.models.cv import cross_val_predict, purged_kfold
 from alphaline.models.explain import keep_tables, shap_tables, tree_shap
@@ -118,13 +119,15 @@ class TreeEnsemble(BaseEstimator):
         Z, _ = per_date_zscore(oof, dates.to_numpy())
         target = cross_sectional_rank(y, dates).to_numpy()
         self.weights_, self.stack_fell_back_ = stack_weights(Z, target, sample_weight)
-        if self.stack_fell_back_:
-            log.warning("no member earned a positive stacking weight out of fold: averaging")
+        if self.stack_fell_back_:  # every fold, every CPCV split: said once per run
+            say_once(log, logging.WARNING, "stack-fell-back",
+                     "no member earned a positive stacking weight out of fold: averaging")
         self.diversity_ = member_correlations(Z, self.member_names) if len(self.members) > 1 \
             else pd.DataFrame([[1.0]], index=self.member_names, columns=self.member_names)
         self.redundant_ = redundant_pairs(self.diversity_, self.redundancy_corr)
         for a, b, rho in self.redundant_:
-            log.info("ensemble members %s and %s are redundant: out-of-fold correlation "
+            say_once(log, logging.INFO, ("redundant", a, b),
+                     "ensemble members %s and %s are redundant: out-of-fold correlation "
                      "%.3f > %.2f", a, b, rho, self.redundancy_corr)
         self.members_ = [self._member(spec).fit(X, y, dates=dates, sample_weight=sample_weight)
                          for spec in self.members]

@@ -240,10 +240,11 @@ def _log_run(project: Project, directory: Path, result: BacktestResult, retrain:
 
 
 def _bar(days: list[dt.date]):
-    """A progress bar over the sessions (sessions done, the rate and the time left)."""
-    from tqdm.auto import tqdm
+    """A progress bar over the sessions (sessions done, the rate and the time left; one line
+    per session in the run's log file)."""
+    from alphaline.console import track
 
-    return tqdm(days, desc="backtest", unit="session", dynamic_ncols=True)
+    return track(days, "backtest", unit="session")
 
 
 def _digest(p) -> str:

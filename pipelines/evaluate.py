@@ -17,6 +17,7 @@ from scipy import stats
 
 from alphaline.calendar import sessions_per_year
 from alphaline.config import Params
+from alphaline.console import Progress
 from alphaline.errors import MissingPrerequisite
 from alphaline.models.cv import (
     CPCVSplit,
@@ -142,13 +143,12 @@ def cpcv_path_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
     book, the rebalance rules and the cost model (:func:`book_backtest`). With
     ``portfolio.method: meta_sized_long_short`` each split also fits its own meta-labeler
     (:func:`cpcv_meta_sizes`) and the path trades the meta-sized book."""
-    def progress(k: int, _: pd.DataFrame) -> None:
-        log.info("CPCV %s: split %d/%d fitted", label, k + 1, len(splits))
-
-    scores = cross_val_predict(
-        lambda: ensemble_from(recipe, p.model.n_jobs), ts.X[recipe["features"]], ts.y,
-        dates=ts.dates, symbols=ts.symbols, splits=splits,
-        sample_weight=weights_for(recipe, ts), on_fold=progress).predictions
+    with Progress(f"CPCV {label}", len(splits), "split") as bar:
+        scores = cross_val_predict(
+            lambda: ensemble_from(recipe, p.model.n_jobs), ts.X[recipe["features"]], ts.y,
+            dates=ts.dates, symbols=ts.symbols, splits=splits,
+            sample_weight=weights_for(recipe, ts),
+            on_fold=lambda k, _: bar.advance()).predictions
     meta_rows, columns = None, ["date", "symbol", "score"]
     if p.portfolio.method == "meta_sized_long_short":
         scores, meta_rows = cpcv_meta_sizes(recipe, ts, splits, scores, p, label)

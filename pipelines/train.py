@@ -18,6 +18,7 @@ from scipy import stats
 
 from alphaline.calendar import sessions_per_year
 from alphaline.config import Params
+from alphaline.console import Progress
 from alphaline.features.definitions import BY_NAME
 from alphaline.models.cv import (
     CVResult,
@@ -225,12 +226,15 @@ def before_holdout(ts: TrainingSet, p: Params) -> tuple[TrainingSet, np.ndarray]
 
 
 def walk_forward(recipe: dict, ts: TrainingSet, splits: list[Split], w: np.ndarray,
-                 n_jobs: int) -> CVResult:
+                 n_jobs: int, progress: str | None = None) -> CVResult:
     """The ensemble's own walk-forward predictions: stacking inside each fold's training
-    rows."""
-    return cross_val_predict(lambda: ensemble_from(recipe, n_jobs), ts.X[recipe["features"]],
-                             ts.y, dates=ts.dates, symbols=ts.symbols, splits=splits,
-                             sample_weight=w)
+    rows. ``progress``: the label of a bar over the folds (none when None)."""
+    bar = Progress(progress, len(splits), "fold", disable=True if progress is None else None)
+    with bar:
+        return cross_val_predict(lambda: ensemble_from(recipe, n_jobs),
+                                 ts.X[recipe["features"]], ts.y, dates=ts.dates,
+                                 symbols=ts.symbols, splits=splits, sample_weight=w,
+                                 on_fold=None if progress is None else lambda k, _: bar.advance())
 
 
 def feature_validation(p: Params, ts: TrainingSet, splits: list[Split], recipe: dict,
@@ -288,7 +292,7 @@ def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: ResearchCos
                          family)
     recipe = make_recipe(p, tuned, ts.features)
 
-    oos = walk_forward(recipe, ts, splits, w, p.model.n_jobs).predictions
+    oos = walk_forward(recipe, ts, splits, w, p.model.n_jobs, "walk-forward").predictions
     record_ensemble(
         storage, f"{p.model.name}-{ts.fingerprint[:12]}-ensemble",
         mean_rank_ic(oos["score"], oos["label"], oos["date"]),
