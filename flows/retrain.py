@@ -1,5 +1,5 @@
-"""retrain: ingest → validate → features → tune → train → gate → promote (and the TFT
-challenger when ``model.tft.enabled``)."""
+"""retrain: ingest → validate → features → tune → train → gate → promote; with
+``model.tft.enabled`` the TFT (and the stack of both) then go through the same gate."""
 
 from __future__ import annotations
 
@@ -51,12 +51,12 @@ def gate(project: Project) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def train_tft(project: Project) -> dict:
+def train_tft(project: Project) -> list[dict]:
+    """The TFT (and the stack) tuned, trained, registered and gated in turn."""
     from alphaline.pipelines.train_tft import run_train_tft
 
-    out = run_train_tft(project)
-    return {"version": out.version, "rank_ic": out.oos["rank_ic"],
-            "vs_ensemble": out.vs_ensemble}
+    return [{"version": r.version, "promoted": r.promoted, "reasons": r.reasons}
+            for r in run_train_tft(project)]
 
 
 @flow(name="retrain", log_prints=True, on_failure=[on_flow_failure])
@@ -93,8 +93,10 @@ def retrain_locked(project: Project, reason: str, refresh_data: bool) -> dict:
         {"retrain.reason": reason[:5000], "retrain.as_of": str(project.params.data.end)})
     decision = gate(project)
     if project.params.model.tft.enabled:
-        tft = train_tft(project)
-        logger.info("TFT challenger v%s: rank IC %.4f", tft["version"], tft["rank_ic"])
+        for seq in train_tft(project):
+            logger.info("sequence challenger v%s: %s — %s", seq["version"],
+                        "promoted to champion" if seq["promoted"] else "not promoted",
+                        "; ".join(seq["reasons"]))
     logger.info("v%s: %s — %s", trained["version"],
                 "promoted to champion" if decision["promoted"] else "not promoted",
                 "; ".join(decision["reasons"]))
@@ -102,10 +104,23 @@ def retrain_locked(project: Project, reason: str, refresh_data: bool) -> dict:
     return {"version": trained["version"], "oos": trained["oos"], **decision}
 
 
+# the walk-forward figures the retrain's table artifact shows, in this order (when recorded)
+FIGURES = ("rank_ic", "ic", "icir", "hit_rate", "sharpe_net_annualized",
+           "traded_sharpe_net_annualized", "deflated_sharpe", "deflated_sharpe_before_costs",
+           "probabilistic_sharpe", "turnover", "n_trials")
+
+
+def retrain_figures(version: str, oos: dict, decision: dict) -> list[dict]:
+    """``metric, value`` rows: the candidate's walk-forward figures and the gate's verdict."""
+    return ([{"metric": "version", "value": version},
+             {"metric": "promoted", "value": bool(decision["promoted"])}]
+            + [{"metric": k, "value": float(oos[k])} for k in FIGURES if k in oos])
+
+
 def publish_decision(project: Project, trained: dict, decision: dict) -> None:
-    """The gate's decision in the Prefect UI: its reasons as Markdown, a link to the
-    walk-forward report."""
-    from prefect.artifacts import create_markdown_artifact
+    """The gate's decision in the Prefect UI: its reasons as Markdown, the walk-forward
+    figures as a table, a link to the walk-forward report."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from alphaline.reporting.publish import link_artifact
 
@@ -119,6 +134,8 @@ def publish_decision(project: Project, trained: dict, decision: dict) -> None:
              *[f"- {r}" for r in decision["reasons"]]]
     create_markdown_artifact("\n".join(lines), key="retrain-decision",
                              description=f"gate decision on v{version}")
+    create_table_artifact(retrain_figures(version, oos, decision), key="retrain-figures",
+                          description=f"walk-forward figures of v{version}")
     page = project.reports_dir / "train" / f"v{version}" / "index.html"
     if page.is_file():
         link_artifact(page, key="walk-forward-report",
