@@ -23,6 +23,7 @@ unit is one line in the log file either way.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import logging.handlers
 import os
@@ -327,6 +328,16 @@ def _duration(seconds: float) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def _terminal_width(file: IO[str]) -> int | None:
+    """The terminal's width, or None when unknown (a pseudo-terminal without a size reports
+    0 columns, on which tqdm would draw an empty bar)."""
+    try:
+        columns = os.get_terminal_size(file.fileno()).columns
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return columns or None
+
+
 class Progress:
     """A bar over ``total`` units of long work, with the time left, that writes one line per
     finished unit to the run's log file (the console has the bar instead).
@@ -340,8 +351,10 @@ class Progress:
         self.desc, self.total, self.unit, self.n = desc, total, unit, 0
         self._t0 = time.monotonic()
         self._log = logging.getLogger(PROGRESS_LOGGER)
-        self._bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=None,
-                         file=file if file is not None else sys.stderr,
+        file = file if file is not None else sys.stderr
+        width = _terminal_width(file)
+        self._bar = tqdm(total=total, desc=desc, unit=unit, leave=None, file=file,
+                         dynamic_ncols=width is not None, ncols=None if width else 100,
                          disable=bars_enabled() if disable is None else disable)
 
     @property
