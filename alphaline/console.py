@@ -316,7 +316,7 @@ def run_log(command: str, log_dir: Path | None = None, *, rich_console: Any | No
             end_run()
 
 
-def bars_enabled() -> bool | None:
+def bars_disabled() -> bool | None:
     """tqdm's ``disable`` for a bar: off under pytest, else None (off when stderr is not a
     terminal)."""
     return True if "PYTEST_CURRENT_TEST" in os.environ else None
@@ -355,7 +355,7 @@ class Progress:
         width = _terminal_width(file)
         self._bar = tqdm(total=total, desc=desc, unit=unit, leave=None, file=file,
                          dynamic_ncols=width is not None, ncols=None if width else 100,
-                         disable=bars_enabled() if disable is None else disable)
+                         disable=bars_disabled() if disable is None else disable)
 
     @property
     def elapsed(self) -> float:
