@@ -17,7 +17,7 @@ from scipy import stats
 
 from alphaline.calendar import sessions_per_year
 from alphaline.config import Params
-from alphaline.console import Progress
+from alphaline.console import Progress, track
 from alphaline.errors import MissingPrerequisite
 from alphaline.models.cv import (
     CPCVSplit,
@@ -107,7 +107,7 @@ def cpcv_meta_sizes(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
     w = weights_for(recipe, ts)
     h = recipe["horizon"]
     sized, fitted_on = [], {}
-    for k, split in enumerate(splits):
+    for k, split in enumerate(track(splits, f"CPCV {label} meta-labeler", "split")):
         train = np.sort(split.train)
         inner_ts = TrainingSet(X=X.iloc[train].reset_index(drop=True),
                                y=ts.y.iloc[train].reset_index(drop=True),
