@@ -10,8 +10,16 @@
    retrain's wall time is these unit costs times the counts the params imply (trials ×
    folds per objective, the ensemble's walk-forward folds, the final fit, the CPCV splits
    for challenger and champion): printed as a projection, not a measured run.
+3. The TFT at its default size (``model.tft``, one epoch) on a synthetic panel of
+   ``--symbols`` × ``--tft-days`` sessions: seconds of the first fit (dataset build and one
+   epoch) and of one more epoch alone, on the device ``model.tft.device`` resolves to; then
+   on CPU, the scores of ``--symbols`` names from each one's encoder window (what the daily
+   flow reads: ``encoder_days + 1`` sessions), median of repeated calls, against the
+   network's forward pass alone on the same windows (the reference), with the share of one
+   call spent building dataset items.
 
     python benches/model_speed.py [--symbols 500] [--days 2520] [--trials 50] [--skip-retrain]
+        [--parts inference,retrain,tft] [--tft-days 150]
 """
 
 from __future__ import annotations
@@ -181,6 +189,148 @@ def retrain_projection(params, symbols: int, days: int, trials: int) -> dict:
             "target_min": 45}
 
 
+def tft_panel(symbols: int, days: int, params):
+    """``symbol, date, ret`` + the feature columns, after each symbol's 60 warm-up sessions."""
+    from alphaline.calendar import sessions
+    from alphaline.models.tft import returns_panel
+    from alphaline.pipelines.featurize import build
+    from alphaline.pipelines.synthetic import generate_market
+
+    cal = sessions("XNYS", "2010-01-04", "2026-11-20")
+    bars, _ = generate_market(symbols, cal[0], cal[days - 1], seed=1)
+    features = build(bars, params.features).features
+    names = [c for c in features.columns if c not in ("symbol", "date")]
+    panel = returns_panel(bars).merge(features, on=["symbol", "date"])
+    panel = panel.sort_values(["date", "symbol"], ignore_index=True)
+    panel = panel[(panel.groupby("symbol").cumcount() >= 60).to_numpy()]
+    return panel.reset_index(drop=True), names
+
+
+def profile_shares(fn) -> dict:
+    """Shares of one call's time: TimeSeriesDataSet items, its rebuild, the TFT's forward."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    fn()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tt, cumtime, callers)
+    total = max(ct for (_, _, _, ct, _) in stats.values())
+
+    def cum(file_end: str, name: str) -> float:
+        return sum(v[3] for (f, _, n), v in stats.items() if f.endswith(file_end) and n == name)
+
+    # the TFT's own forward only: its sub-modules' forwards run inside it
+    return {"dataset_items": round(cum("_timeseries.py", "__getitem__") / total, 3),
+            "dataset_rebuild": round(cum("_timeseries.py", "from_dataset") / total, 3),
+            "forward": round(cum("_tft.py", "forward") / total, 3)}
+
+
+def clocked(fn, repeat: int = 1) -> tuple[float, float, object]:
+    """Median wall and CPU seconds of ``fn`` (this process's CPU time: near what the wall
+    time would be on a quiet machine when torch runs one thread), and its last result."""
+    wall, cpu, out = [], [], None
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu), out
+
+
+def tft_speed(params, symbols: int, days: int, full_days: int, repeat: int = 7) -> dict:
+    """One epoch of the TFT at its default size, and CPU scores of ``symbols`` names."""
+    import copy
+    import dataclasses
+    import os
+    import warnings
+
+    import lightning.pytorch as pl
+    import torch
+
+    from alphaline.models.tft import TFTForecaster, accelerator
+    from alphaline.pipelines.train_tft import tft_config
+
+    warnings.filterwarnings("ignore", module="lightning")
+    config = dataclasses.replace(tft_config(params), epochs=1)
+    device = accelerator(config.device)
+    panel, names = tft_panel(symbols, days, params)
+    X, dates = panel[["symbol", "ret", *names]], panel["date"]
+    model = TFTForecaster(config=config, features=names)
+    fit_s, fit_cpu, _ = clocked(lambda: model.fit(X, None, dates=dates))
+    windows = len(model.dataset_)
+    loader = model.dataset_.to_dataloader(train=True, batch_size=config.batch_size,
+                                          num_workers=0)
+    # one more epoch on the built dataset: the epoch alone, without the dataset build
+    trainer = pl.Trainer(max_epochs=1, accelerator=device, devices=1, logger=False,
+                         gradient_clip_val=config.gradient_clip, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    epoch_s, epoch_cpu, _ = clocked(lambda: trainer.fit(model.model_, train_dataloaders=loader))
+    items_s, items_cpu, _ = clocked(lambda: sum(1 for _ in loader))  # its batches, no model
+    print(f"  TFT fit on {windows:,} windows ({device}): first fit {fit_s:.1f} s, "
+          f"one epoch {epoch_s:.1f} s (CPU {epoch_cpu:.1f} s), its batches alone "
+          f"{items_s:.1f} s", flush=True)
+
+    cpu = copy.copy(model)  # the scores are timed on CPU whatever trained the model
+    cpu.config = dataclasses.replace(config, device="cpu")
+    cpu.model_ = model.model_.to("cpu")
+    sessions = np.unique(dates.to_numpy())
+
+    def window(n: int):
+        rows = (dates >= sessions[-n]).to_numpy()
+        return X[rows], dates[rows]
+
+    served, served_dates = window(config.encoder_days + 1)  # what the daily flow reads
+    lean, lean_dates = window(config.encoder_days)  # one window per name: the scored one
+    scores = cpu.predict(served, dates=served_dates)  # the first call warms up
+    predict_s, predict_cpu, _ = clocked(lambda: cpu.predict(served, dates=served_dates),
+                                        repeat)
+    lean_s, lean_cpu, lean_scores = clocked(lambda: cpu.predict(lean, dates=lean_dates),
+                                            repeat)
+    last = (served_dates == sessions[-1]).to_numpy()
+    same = np.allclose(scores[last], lean_scores[(lean_dates == sessions[-1]).to_numpy()],
+                       atol=1e-6)
+    shares = profile_shares(lambda: cpu.predict(served, dates=served_dates))
+    served_windows = int(np.isfinite(scores).sum())
+    batch = cpu.dataset_.to_dataloader(train=False, batch_size=served_windows, num_workers=0)
+    _, items_ref_cpu, (x, _) = clocked(lambda: next(iter(batch)))
+    cpu.model_.eval()
+
+    def forward():
+        with torch.inference_mode():
+            return cpu.model_(x)
+
+    forward()
+    forward_s, forward_cpu, _ = clocked(forward, repeat)
+    per_window = epoch_cpu / windows
+    full_windows = windows * (full_days - 60 - config.encoder_days - config.horizon) / (
+        days - 60 - config.encoder_days - config.horizon)
+    return {"symbols": symbols, "panel_sessions": len(sessions),
+            "features": len(names), "train_windows": windows, "device": device,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch_threads": torch.get_num_threads(), "load_avg": round(os.getloadavg()[0], 1),
+            "hidden_size": config.hidden_size, "attention_heads": config.attention_heads,
+            "encoder_days": config.encoder_days, "batch_size": config.batch_size,
+            "first_fit_s": round(fit_s, 1), "first_fit_cpu_s": round(fit_cpu, 1),
+            "epoch_s": round(epoch_s, 1), "epoch_cpu_s": round(epoch_cpu, 1),
+            "epoch_batches_alone_s": round(items_s, 1),
+            "epoch_batches_alone_cpu_s": round(items_cpu, 1),
+            "epoch_cpu_ms_per_1000_windows": round(per_window * 1e6, 1),
+            "projected_epoch_cpu_min_full_history": round(per_window * full_windows / 60, 1),
+            "full_days": full_days,
+            "predict_windows": served_windows, "predict_median_s": round(predict_s, 3),
+            "predict_cpu_s": round(predict_cpu, 3),
+            "predict_one_window_per_name_s": round(lean_s, 3),
+            "predict_one_window_per_name_cpu_s": round(lean_cpu, 3),
+            "one_window_same_scores": bool(same), "target_s": 1.0,
+            "shares_of_predict": shares,
+            "reference_forward_s": round(forward_s, 3),
+            "reference_forward_cpu_s": round(forward_cpu, 3),
+            "reference_items_and_collate_cpu_s": round(items_ref_cpu, 3),
+            "predict_vs_forward_cpu": round(predict_cpu / forward_cpu, 1)}
+
+
 def main() -> None:
     from alphaline.runtime import configure_environment
 
@@ -190,14 +340,23 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2520)
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--skip-retrain", action="store_true")
+    parser.add_argument("--parts", default="inference,retrain,tft",
+                        help="comma-separated: inference, retrain, tft")
+    parser.add_argument("--tft-days", type=int, default=150,
+                        help="sessions of the TFT's training panel (the first 60 warm up)")
     args = parser.parse_args()
+    parts = set(args.parts.split(",")) - ({"retrain"} if args.skip_retrain else set())
     params = load_params(REPO / "params.yaml")
     figures: dict = {"bench": "model_speed"}
-    figures["inference"] = inference(params, args.symbols)
-    print(f"inference: {figures['inference']}", flush=True)
-    if not args.skip_retrain:
+    if "inference" in parts:
+        figures["inference"] = inference(params, args.symbols)
+        print(f"inference: {figures['inference']}", flush=True)
+    if "retrain" in parts:
         figures["retrain"] = retrain_projection(params, args.symbols, args.days, args.trials)
         print(f"retrain: {figures['retrain']}", flush=True)
+    if "tft" in parts:
+        figures["tft"] = tft_speed(params, args.symbols, args.tft_days, args.days)
+        print(f"tft: {figures['tft']}", flush=True)
     print(json.dumps(figures))
 
 
