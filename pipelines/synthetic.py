@@ -145,3 +145,19 @@ def oracle_ic(signal: pd.DataFrame, labels: pd.DataFrame) -> float:
         lambda g: g["signal"].rank().corr(g["label"].rank()), include_groups=False
     )
     return float(ics.mean())
+
+
+def oracle_book_returns(signal: pd.DataFrame, market: dict[str, pd.DataFrame], params,
+                        sessions: pd.DatetimeIndex) -> pd.Series:
+    """Daily after-cost returns of the book that trades the planted signal itself, through
+    the one book, the rebalance rules and every cost the paper broker charges, deciding on
+    ``sessions`` (a model's scored sessions: the oracle to hold its after-cost Sharpe to)."""
+    from alphaline.trading.backtest.baselines import nav_returns
+    from alphaline.trading.backtest.vectorized import book_backtest
+
+    scores = signal.dropna().rename(columns={"signal": "score"})
+    scores = scores[scores["date"].isin(sessions)]
+    last = sessions.max()
+    run = book_backtest(scores[["date", "symbol", "score"]],
+                        {k: v.loc[v.index <= last] for k, v in market.items()}, params)
+    return nav_returns(run.daily["nav"], params.broker.initial_cash)
