@@ -89,7 +89,7 @@ def tune_tft(X: pd.DataFrame, y: pd.Series, dates: pd.Series, symbols: pd.Series
             return fitted[-1]
 
         def on_fold(k: int, so_far: pd.DataFrame) -> None:
-            # a diverged fold has no Sharpe: its zero would understate the trials' spread
+            # a diverged fold records no Sharpe: a 0 would enter the DSR as if measured
             fold_scores = so_far.loc[so_far["fold"] == k, "score"].to_numpy(dtype="float64")
             loss = getattr(fitted[-1], "epoch_loss_", 0.0)
             if not np.isfinite(loss) or not np.isfinite(fold_scores).any():
