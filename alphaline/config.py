@@ -252,19 +252,19 @@ class TFTParams(_Section):
     dropout: Annotated[float, Field(ge=0, lt=1)]
     gradient_clip: Annotated[float, Field(gt=0)]
     quantiles: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
-
     trials: Annotated[int, Field(ge=1, le=10000)]  # Optuna trials per run, its own study
     search: TFTSearchSpace
+
     @model_validator(mode="after")
     def _has_median(self) -> TFTParams:
         if 0.5 not in self.quantiles:
             raise ValueError(f"quantiles must include 0.5 (the score is the median "
                              f"forecast), got {self.quantiles}")
-        return self
         if self.attention_heads > self.hidden_size:
             raise ValueError(f"model.tft.attention_heads ({self.attention_heads}) exceeds "
                              f"hidden_size ({self.hidden_size}): each head gets "
                              f"hidden_size // heads dimensions")
+        return self
 
 
 class ModelParams(_Section):
