@@ -12,12 +12,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.alerts import day_alerts, on_flow_failure, send
-from alphaline.calendar import is_session, require_settled
+from alphaline.calendar import is_session, require_settled, sessions, sessions_per_year
 from alphaline.console import run_log
 from alphaline.features import store as feast_store
+from alphaline.features.compute import compute_labels
 from alphaline.features.definitions import feature_names
 from alphaline.flows import parallel
 from alphaline.io import write_text
+from alphaline.models.live_performance import LivePerformance, live_performance
 from alphaline.models.registry import Registry
 from alphaline.pipelines import featurize, ingest
 from alphaline.project import Project
@@ -32,6 +34,7 @@ from alphaline.trading.corporate_actions import actions_on, split_ratios
 from alphaline.trading.costs import CostModel
 from alphaline.trading.execution import Schedules
 from alphaline.trading.ledger import Ledger, upgrade
+from alphaline.trading.ledger.models import Signal
 from alphaline.trading.marks import suspected_delistings
 
 # features the book reads beside the model's own (served when the sets compute them)
@@ -74,6 +77,32 @@ def champion_scores(project: Project, store, champion, symbols: list[str]
     extra = [n for n in BOOK_FEATURES if n in served and n not in features]
     vectors = feast_store.online_vectors(store, symbols, [*features, *extra])
     return daily.score(model, vectors, project.params.model.explain_top), vectors
+
+
+@task(cache_policy=NO_CACHE)
+def measure_live_performance(project: Project, version: str, bars: pd.DataFrame,
+                             day: dt.date) -> LivePerformance:
+    """The champion's ledger signals against the labels realized in the bars known today,
+    and its ledger book against the walk-forward's after-cost expectation."""
+    from alphaline.pipelines.train import book_size
+
+    p = project.params
+    h = p.features.label_horizon
+    ledger = Ledger(project.ledger_url)
+    rows = ledger.table(Signal)
+    rows = rows[(rows["model_version"] == version)
+                & (pd.to_datetime(rows["trading_day"]) <= pd.Timestamp(day))]
+    signals = pd.DataFrame({"date": pd.to_datetime(rows["trading_day"]),
+                            "symbol": rows["symbol"], "score": rows["score"]})
+    known = bars[pd.to_datetime(bars["date"]) <= pd.Timestamp(day)]
+    labels = compute_labels(known, h) if len(signals) else \
+        pd.DataFrame(columns=["date", "symbol", "label"])
+    first = signals["date"].min() if len(signals) else pd.Timestamp(day)
+    cal = sessions(p.data.calendar, first, day)
+    metrics = Registry.for_project(project).run_metrics(p.model.name, version)
+    return live_performance(version, signals, labels, ledger.nav_history(), cal, metrics,
+                            h, p.portfolio.quantile, sessions_per_year(p.data.calendar),
+                            **book_size(p))
 
 
 @task(cache_policy=NO_CACHE)  # no retries: a retry must not send an order twice
@@ -197,28 +226,50 @@ def trade_day(project: Project, day: dt.date) -> dict:
         trading_state=ledger.trading_state(), kill_switches=list(decision.reasons),
         no_trade_reason=decision.no_trade_reason, borrow_fee=done.borrow_fee,
         risk=risk, tca=daily.tca_records(ledger, day))
+    live = measure_live_performance(project, version, bars, day) if version else None
     report = project.reports_dir / "daily" / f"{day}.md"
     markdown = daily.report_markdown(result, scores, ledger)
+    if live is not None:
+        markdown = markdown.rstrip("\n") + "\n\n" + live.markdown()
     write_text(markdown, report)
     write_text(daily.result_json(result), report.with_suffix(".json"))
     marks = {**{m["symbol"]: m["price"] for m in result.stale_marks}, **snap.close}
     page = day_page.write_daily_report(
         result, scores, ledger.nav_history(),
         day_page.book_weights(ledger.holdings(through=day), marks, nav_row.nav),
-        day_page.orders_frame(ledger.orders(day=day)), report.with_suffix(".html"))
-    publish_report(day, markdown, result, page)
+        day_page.orders_frame(ledger.orders(day=day)), report.with_suffix(".html"), live)
+    publish_report(day, markdown, result, page, live)
     logger.info("%s: %d submitted, %d rejected, %d already placed, NAV %.2f — report %s", day,
                 len(result.orders_submitted), len(result.orders_rejected), placed.already,
                 result.nav, report)
     return {**result.__dict__, "day": str(day), "report": str(report),
-            "report_html": str(page)}
+            "report_html": str(page), "live": live.as_dict() if live is not None else None}
 
 
-def publish_report(day: dt.date, markdown: str, result: daily.DayResult, page: Path) -> None:
-    """The day in the Prefect UI: the report as a Markdown artifact, the orders and the
-    filled orders' transaction costs as tables, and a link to the HTML page with its charts."""
+def day_figures(result: daily.DayResult, live: LivePerformance | None) -> list[dict]:
+    """The day's key figures as ``metric, value`` rows (the UI's table artifact)."""
+    rows = [{"metric": "nav", "value": result.nav},
+            {"metric": "gross_exposure", "value": result.gross_exposure},
+            {"metric": "net_exposure", "value": result.net_exposure},
+            {"metric": "orders_submitted", "value": len(result.orders_submitted)},
+            {"metric": "orders_rejected", "value": len(result.orders_rejected)},
+            {"metric": "fills", "value": result.fills},
+            {"metric": "signals", "value": result.signals},
+            {"metric": "borrow_fee", "value": result.borrow_fee},
+            {"metric": "trading_state", "value": result.trading_state},
+            {"metric": "model_version", "value": result.model_version}]
+    return rows + (live.figures() if live is not None else [])
+
+
+def publish_report(day: dt.date, markdown: str, result: daily.DayResult, page: Path,
+                   live: LivePerformance | None = None) -> None:
+    """The day in the Prefect UI: the report as a Markdown artifact, its key figures (live
+    performance included), the orders and the filled orders' transaction costs as tables,
+    and a link to the HTML page with its charts."""
     create_markdown_artifact(markdown, key="daily-report",
                              description=f"alphaline daily report for {day}")
+    create_table_artifact(day_figures(result, live), key="daily-figures",
+                          description=f"key figures of {day}: book, orders, live performance")
     link_artifact(page, key="daily-report-page",
                   description=f"alphaline daily report for {day}, with charts",
                   link_text=f"daily report {day}")

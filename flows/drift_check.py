@@ -25,13 +25,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from alphaline.alerts import Alert, on_flow_failure, send
-from alphaline.calendar import latest_session, sessions
+from alphaline.calendar import latest_session, sessions, sessions_per_year
 from alphaline.console import run_log
 from alphaline.errors import MissingPrerequisite
 from alphaline.features.compute import compute_labels
 from alphaline.flows.retrain import retrain
 from alphaline.io import write_json, write_text
 from alphaline.models.drift import controlled_drift, cross_sectional_drift, is_dead, ks_binned, psi
+from alphaline.models.live_performance import expected_sharpe, walk_forward_expectation
 from alphaline.models.monitoring import (
     book_tracking,
     cusum_decay,
@@ -107,10 +108,15 @@ def measure_live(project: Project, version: str, registry: Registry, scores: pd.
     decay = cusum_decay(series["rank_ic"], expected, sd, p.drift.decay.threshold,
                         p.drift.decay.decayed_fraction)
     cal = sessions(p.data.calendar, p.data.start, as_of)
-    tracking = book_tracking(scores, labels, Ledger(project.ledger_url).nav_history(), cal,
-                             p.portfolio.quantile, h, **book_size(p))
+    nav = Ledger(project.ledger_url).nav_history()
+    tracking = book_tracking(scores, labels, nav, cal, p.portfolio.quantile, h, **book_size(p))
+    metric, sharpe = expected_sharpe(metrics)
+    walk_forward = walk_forward_expectation(
+        nav, scores["date"].min() if len(scores) else None, cal, sharpe,
+        sessions_per_year(p.data.calendar))
     return {"series": series, "summary": live_summary(series), "decay": decay,
-            "book": tracking, "backtest": {"rank_ic": expected, "icir": ir, "sd": sd}}
+            "book": tracking, "walk_forward": {**walk_forward, "metric": metric},
+            "backtest": {"rank_ic": expected, "icir": ir, "sd": sd}}
 
 
 @task(cache_policy=NO_CACHE)
@@ -187,6 +193,7 @@ def drift_check_locked(project: Project, as_of: dt.date | None, start_retrain: b
         "drift_reasons": reasons,
         "threshold": d.psi_threshold,
         "live": live["summary"], "backtest": live["backtest"], "book": live["book"],
+        "walk_forward": live["walk_forward"],
         "decay": live["decay"].as_dict(), "health": health,
         "sessions_since_retrain": since,
         "retrain_due": bool(decision.reasons), "retrain_suppressed": decision.suppressed,
@@ -236,6 +243,7 @@ def _fmt(x: object, spec: str = ".4f") -> str:
 def report_markdown(result: dict, series: pd.DataFrame) -> str:
     """The drift report: live performance, decay, drift, data health."""
     live, book, decay, health = result["live"], result["book"], result["decay"], result["health"]
+    wf = result["walk_forward"]
     lines = [
         f"# Drift check {result['as_of']} — champion v{result['champion']}", "",
         "## Live performance", "",
@@ -246,6 +254,10 @@ def report_markdown(result: dict, series: pd.DataFrame) -> str:
         f"{_fmt(live['hit_rate'], '.1%')}",
         f"- book over {book['sessions']} sessions: realized {_fmt(book['realized_return'], '.2%')}"
         f", research book on the same signals {_fmt(book['expected_return'], '.2%')}",
+        f"- book since the champion's first signal, {wf['sessions']} sessions: realized "
+        f"{_fmt(wf['realized_return'], '.2%')}, expected {_fmt(wf['expected_return'], '.2%')}"
+        f" at the walk-forward's after-cost Sharpe {_fmt(wf['expected_sharpe'], '.2f')} "
+        f"({wf['metric'] or 'not recorded'}), t {_fmt(wf['t_stat'], '+.2f')}",
         "", "## Decay", "", f"- {decay['reason']}", "",
         "## Drift", "",
         f"- window {result['window_start']} .. {result['window_end']}, "
@@ -286,6 +298,9 @@ def publish(markdown: str, result: dict) -> None:
     create_table_artifact([
         {"metric": "live_rank_ic", "value": result["live"]["rank_ic"]},
         {"metric": "live_hit_rate", "value": result["live"]["hit_rate"]},
+        {"metric": "book_realized_return", "value": result["walk_forward"]["realized_return"]},
+        {"metric": "book_expected_return_walk_forward",
+         "value": result["walk_forward"]["expected_return"]},
         {"metric": "decay_cusum", "value": result["decay"]["statistic"]},
         {"metric": "max_feature_psi", "value": result["max_feature_psi"]},
         {"metric": "features_drifted", "value": len(result["drifted"])},

@@ -169,6 +169,46 @@ class Browser:
                                    f"{p['entry'].get('url', '')}")
         return load
 
+    def visit(self, url: str) -> None:
+        """Navigate to ``url`` (a served page, e.g. a web app) and wait for its load event."""
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        self.wait_for("Page.loadEventFired")
+
+    def text(self) -> str:
+        """The page's visible text, as a person would read it."""
+        return self.evaluate("document.body ? document.body.innerText : ''") or ""
+
+    def wait_for_text(self, needles: list[str], timeout: float = 60.0) -> str:
+        """Poll the visible text until every needle shows (a single-page app renders after
+        its load event, from its own API calls); return the text, or fail naming what never
+        appeared and what the page said instead."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text()
+            missing = [n for n in needles if n not in text]
+            if not missing:
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"after {timeout:.0f} s the page still lacks {missing}; "
+                                     f"it shows:\n{text[:3000]}")
+            time.sleep(0.25)
+
+    def click_text(self, label: str,
+                   selector: str = "[role=tab], li, button, a") -> None:
+        """Click the first element matching ``selector`` whose text is exactly ``label``
+        (a tab, a link), as a person would."""
+        found = self.evaluate(f"""(() => {{
+            const el = [...document.querySelectorAll({json.dumps(selector)})]
+                .find(e => e.textContent.trim() === {json.dumps(label)});
+            if (!el) return false;
+            el.click();
+            return true;
+        }})()""")
+        if not found:
+            raise AssertionError(f"no {selector!r} element reads {label!r}; the page shows:\n"
+                                 f"{self.text()[:3000]}")
+
     def screenshot(self, clip: dict | None = None) -> bytes:
         """A PNG of the page (or of ``clip``: x, y, width, height in CSS pixels)."""
         params: dict = {"format": "png", "captureBeyondViewport": True}
