@@ -1,8 +1,15 @@
 """The Feast repository: DuckDB offline store over the Parquet feature table, SQLite online.
 
 Definitions are built from the feature registry, so the Feast schema cannot drift from the
-computation. Rows are stamped at the session close (UTC): a point-in-time join for a
-decision at a close sees that day's features and never a later day's.
+computation. One feature view per feature set, all over the same table: a training set or
+an online read names only the views of the sets its features belong to, so a model on the
+core set never reads Alpha158's columns or online rows. Rows are stamped at the session
+close (UTC): a point-in-time join for a decision at a close sees that day's features and
+never a later day's.
+
+The offline store is Feast's DuckDB store with its point-in-time join done as an ASOF row
+match plus a columnar gather (``features.offline_store``): the stock join takes 73 s and
+10.7 GB for 1.26 M rows × 210 features; see docs/benchmarks.md ("Feast").
 """
 
 from __future__ import annotations
@@ -21,11 +28,12 @@ from feast.types import Float32
 from feast.value_type import ValueType
 
 from alphaline.features.definitions import get
+from alphaline.features.offline_store import TYPE as OFFLINE_STORE
 
 PROJECT = "alphaline"
-VIEW = "bar_features"
 SERVICE = "alphaline_model"
 TIMESTAMP = "event_timestamp"
+TTL = dt.timedelta(days=10)  # the longest market closure since 1990 is 4 sessions (2001)
 
 
 @lru_cache(maxsize=4)
@@ -44,47 +52,64 @@ def session_close(dates: pd.Series | pd.DatetimeIndex, calendar: str) -> pd.Seri
     return stamps.dt.tz_convert("UTC")
 
 
+def _config(feast_dir: Path) -> dict:
+    return {
+        "project": PROJECT, "provider": "local", "registry": str(feast_dir / "registry.db"),
+        "offline_store": {"type": OFFLINE_STORE},
+        "online_store": {"type": "sqlite", "path": str(feast_dir / "online.db")},
+        "entity_key_serialization_version": 3,
+    }
+
+
 def repo_config(feast_dir: Path) -> RepoConfig:
-    return RepoConfig(
-        project=PROJECT,
-        provider="local",
-        registry=str(feast_dir / "registry.db"),
-        offline_store={"type": "duckdb"},
-        online_store={"type": "sqlite", "path": str(feast_dir / "online.db")},
-        entity_key_serialization_version=3,
-        repo_path=str(feast_dir),
-    )
+    return RepoConfig(**_config(feast_dir), repo_path=str(feast_dir))
+
+
+def view_name(feature_set: str) -> str:
+    """The feature view that serves one feature set."""
+    return feature_set
+
+
+def feature_refs(names: list[str]) -> list[str]:
+    """``view:feature`` references for ``names``: each feature from its own set's view."""
+    return [f"{view_name(d.feature_set)}:{d.name}" for d in get(names)]
 
 
 def definitions(feature_table: Path, names: list[str]) -> list:
+    """The entity, the source, one view per feature set present in ``names``, and a service
+    over all of them."""
     symbol = Entity(name="symbol", join_keys=["symbol"], value_type=ValueType.STRING,
                     description="instrument ticker")
     source = FileSource(name="bar_features_source", path=str(feature_table),
                         timestamp_field=TIMESTAMP)
-    view = FeatureView(
-        name=VIEW,
+    by_set: dict[str, list] = {}
+    for d in get(names):
+        by_set.setdefault(d.feature_set, []).append(d)
+    views = [FeatureView(
+        name=view_name(feature_set),
         entities=[symbol],
-        ttl=dt.timedelta(days=10),
-        schema=[Field(name=d.name, dtype=Float32, description=d.description) for d in get(names)],
+        ttl=TTL,
+        schema=[Field(name=d.name, dtype=Float32, description=d.description) for d in defs],
         source=source,
         online=True,
-        description="daily bar features, known at the session close",
-    )
-    return [symbol, source, view, FeatureService(name=SERVICE, features=[view])]
+        description=f"the {feature_set} feature set of daily bars, known at the session close",
+    ) for feature_set, defs in by_set.items()]
+    return [symbol, source, *views, FeatureService(name=SERVICE, features=views)]
 
 
 def open_store(feast_dir: Path, feature_table: Path, names: list[str]) -> FeatureStore:
-    """Open (and ``apply``) the store; also leaves a feature_store.yaml for the feast CLI."""
+    """Open (and ``apply``) the store; also leaves a feature_store.yaml for the feast CLI.
+
+    Views of sets no longer selected are removed from the registry (``apply`` would keep
+    them, and ``materialize`` would still write them).
+    """
     feast_dir.mkdir(parents=True, exist_ok=True)
-    config = repo_config(feast_dir)
-    (feast_dir / "feature_store.yaml").write_text(yaml.safe_dump({
-        "project": PROJECT, "provider": "local", "registry": str(feast_dir / "registry.db"),
-        "offline_store": {"type": "duckdb"},
-        "online_store": {"type": "sqlite", "path": str(feast_dir / "online.db")},
-        "entity_key_serialization_version": 3,
-    }))
-    store = FeatureStore(config=config)
-    store.apply(definitions(feature_table, names))
+    (feast_dir / "feature_store.yaml").write_text(yaml.safe_dump(_config(feast_dir)))
+    store = FeatureStore(config=repo_config(feast_dir))
+    objects = definitions(feature_table, names)
+    keep = {o.name for o in objects if isinstance(o, FeatureView)}
+    stale = [v for v in store.list_feature_views() if v.name not in keep]
+    store.apply(objects, objects_to_delete=stale, partial=False)
     return store
 
 
@@ -95,15 +120,17 @@ def to_feast_table(features: pd.DataFrame, calendar: str) -> pd.DataFrame:
 
 
 def historical(store: FeatureStore, entities: pd.DataFrame, names: list[str],
-               calendar: str, max_cells: int = 20_000_000) -> pd.DataFrame:
+               calendar: str, max_cells: int = 300_000_000) -> pd.DataFrame:
     """Point-in-time features for (symbol, date) rows, decided at each date's close.
 
-    Large requests are joined in consecutive date ranges of at most ``max_cells`` values
-    (rows × features), which bounds memory; each range is an ordinary point-in-time join.
+    Requests over ``max_cells`` values (rows × features) are joined in consecutive date
+    ranges, each an ordinary point-in-time join; with the ASOF store one join of 1.26 M rows
+    × 210 features peaks under 4 GB, and each range re-reads the feature columns, so the
+    default is one join for that size.
     """
     entity_df = entities[["symbol", "date"]].copy()
     entity_df[TIMESTAMP] = session_close(entity_df["date"], calendar).to_numpy()
-    refs = [f"{VIEW}:{n}" for n in names]
+    refs = feature_refs(names)
     dates = np.sort(entity_df["date"].unique())
     rows_per_date = max(len(entity_df) / max(len(dates), 1), 1)
     dates_per_chunk = max(int(max_cells / (rows_per_date * max(len(names), 1))), 1)
@@ -112,21 +139,28 @@ def historical(store: FeatureStore, entities: pd.DataFrame, names: list[str],
         span = dates[start: start + dates_per_chunk]
         chunk = entity_df[entity_df["date"].between(span[0], span[-1])]
         parts.append(store.get_historical_features(entity_df=chunk, features=refs).to_df())
-    out = pd.concat(parts, ignore_index=True).drop(columns=[TIMESTAMP])
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    del parts
+    out = out.drop(columns=[TIMESTAMP])
     out["date"] = pd.to_datetime(out["date"])
     if out["date"].dt.tz is not None:  # Feast reads naive datetimes as UTC
         out["date"] = out["date"].dt.tz_convert("UTC").dt.tz_localize(None)
     out["date"] = out["date"].astype("datetime64[ns]")
-    return entities[["symbol", "date"]].merge(out, on=["symbol", "date"], how="left")
+    keys = entities[["symbol", "date"]].reset_index(drop=True)
+    if len(out) == len(keys) and out["symbol"].equals(keys["symbol"]) and \
+            out["date"].equals(keys["date"].astype("datetime64[ns]")):
+        return out  # already the entity rows in order (the ASOF store keeps their order)
+    return keys.merge(out, on=["symbol", "date"], how="left")
 
 
 def materialize_day(store: FeatureStore, day: pd.Timestamp, calendar: str) -> None:
     close = session_close(pd.DatetimeIndex([day]), calendar).iloc[0].to_pydatetime()
     store.materialize(start_date=close - dt.timedelta(hours=12),
-                      end_date=close + dt.timedelta(minutes=1), feature_views=[VIEW])
+                      end_date=close + dt.timedelta(minutes=1))
 
 
 def online_vectors(store: FeatureStore, symbols: list[str], names: list[str]) -> pd.DataFrame:
-    refs = [f"{VIEW}:{n}" for n in names]
-    out = store.get_online_features(features=refs, entity_rows=[{"symbol": s} for s in symbols])
+    """Today's vectors for ``symbols``: only the views of the sets ``names`` come from."""
+    out = store.get_online_features(features=feature_refs(names),
+                                    entity_rows=[{"symbol": s} for s in symbols])
     return out.to_df()[["symbol", *names]]

@@ -3,10 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+from feast import FeatureStore
+from feast.repo_config import RepoConfig
 
 from alphaline.features import store as feast_store
 from alphaline.features.compute import compute_features
-from alphaline.features.definitions import feature_names
+from alphaline.features.definitions import SETS, feature_names
 from alphaline.pipelines.synthetic import generate_market
 
 
@@ -23,10 +25,24 @@ def repo(tmp_path_factory):
 
 def test_apply_registers_the_registry_schema(repo):
     store, _, root = repo
-    view = store.get_feature_view(feast_store.VIEW)
+    view = store.get_feature_view(feast_store.view_name("core"))
     assert [f.name for f in view.features] == feature_names()
     assert (root / "repo" / "feature_store.yaml").is_file()
     assert store.get_feature_service(feast_store.SERVICE).name == feast_store.SERVICE
+
+
+def test_one_view_per_set_and_requests_name_only_their_sets(tmp_path):
+    table = tmp_path / "features.parquet"
+    names = feature_names(SETS)
+    pd.DataFrame(columns=["symbol", feast_store.TIMESTAMP, *names]).to_parquet(table)
+    store = feast_store.open_store(tmp_path / "repo", table, names)
+    views = {v.name: [f.name for f in v.features] for v in store.list_feature_views()}
+    assert views == {feast_store.view_name(s): feature_names([s]) for s in SETS}
+    refs = feast_store.feature_refs(["ret_5", "KMID", "ret_1"])
+    assert refs == ["core:ret_5", "alpha158:KMID", "core:ret_1"]
+    # Narrowing the sets drops the views no longer selected (materialize would write them).
+    store = feast_store.open_store(tmp_path / "repo", table, feature_names(["core"]))
+    assert [v.name for v in store.list_feature_views()] == [feast_store.view_name("core")]
 
 
 def test_rows_are_stamped_at_the_session_close():
@@ -52,7 +68,7 @@ def test_historical_join_is_point_in_time(repo):
                                 - pd.Timedelta(hours=1)],
     })
     seen = store.get_historical_features(entity_df=entity_df,
-                                         features=[f"{feast_store.VIEW}:ret_5"]).to_df()
+                                         features=feast_store.feature_refs(["ret_5"])).to_df()
     assert seen["ret_5"].iloc[0] == pytest.approx(sym["ret_5"].iloc[39])
 
 
@@ -76,3 +92,37 @@ def test_chunked_historical_join_equals_one_join(repo):
                                      max_cells=500)  # many small date ranges
     pd.testing.assert_frame_equal(whole, chunked)
     assert len(chunked) == len(entities)
+
+
+def test_asof_store_returns_what_the_stock_duckdb_join_returns(repo, tmp_path):
+    """Same rows and values as Feast's own DuckDB join: gaps longer than the TTL, a symbol
+    with no rows, duplicate entity rows, decisions between closes, full feature names."""
+    _, feats, _ = repo
+    table = tmp_path / "gappy.parquet"
+    gappy = feast_store.to_feast_table(feats, "XNYS")
+    gappy = gappy[~((gappy["symbol"] == "SYN001") & gappy["date"].between("2023-03-01",
+                                                                          "2023-03-31"))]
+    gappy.to_parquet(table, index=False)
+    stamps = pd.date_range("2023-02-20", "2023-04-20", freq="17h", tz="UTC")
+    entity_df = pd.DataFrame({"symbol": np.repeat(["SYN001", "SYN003", "NOPE"], len(stamps)),
+                              feast_store.TIMESTAMP: np.tile(stamps, 3)})
+    entity_df = pd.concat([entity_df, entity_df.iloc[:5]], ignore_index=True)
+    entity_df["row"] = np.arange(len(entity_df))
+    refs = feast_store.feature_refs(["ret_5", "vol_20", "rsi_14"])
+    out = {}
+    for kind in ("duckdb", feast_store.OFFLINE_STORE):
+        repo_dir = tmp_path / kind.rsplit(".", 1)[-1]
+        config = RepoConfig(**{**feast_store._config(repo_dir), "offline_store": {"type": kind}},
+                            repo_path=str(repo_dir))
+        store = FeatureStore(config=config)
+        store.apply(feast_store.definitions(table, feature_names()))
+        for full in (False, True):
+            got = store.get_historical_features(entity_df=entity_df, features=refs,
+                                                full_feature_names=full).to_df()
+            out[kind, full] = got.sort_values("row", ignore_index=True)
+    for full in (False, True):
+        stock, asof = out["duckdb", full], out[feast_store.OFFLINE_STORE, full]
+        assert list(asof.columns) == list(stock.columns)
+        pd.testing.assert_frame_equal(asof, stock, check_dtype=False)
+    values = out[feast_store.OFFLINE_STORE, False]
+    assert values["ret_5"].notna().sum() > 0 and values["ret_5"].isna().sum() > len(stamps)
