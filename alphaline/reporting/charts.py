@@ -320,7 +320,8 @@ def live_ic(series: pd.DataFrame, expected: float | None = None) -> Figure:
                        label=f"walk-forward rank IC {expected:.3f}")
         ax.axhline(0.0, color="#52606d", lw=0.6)
         ax.set_title("Live IC of the champion's signals (labels realized)")
-        ax.legend(loc="upper left", ncols=2, fontsize=8)
+        # beneath the axes: over them it would hide the first days' bars
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=4, fontsize=8)
         locator = AutoDateLocator(minticks=3, maxticks=9)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
