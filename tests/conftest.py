@@ -49,6 +49,30 @@ def open_ledger(url: str):
     return Ledger(url)
 
 
+# The stores a test can be parametrized over (the ``backend`` argument of database_url).
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (tests/postgres.py), started by the first test
+    that asks for it: installed from Debian's package if missing, never silently skipped."""
+    from tests.postgres import postgres_server as server
+
+    with server() as running:
+        yield running
+
+
+def database_url(request: pytest.FixtureRequest, backend: str, name: str) -> str:
+    """A fresh, empty database on ``backend``: a SQLite file in the test's tmp_path, or a
+    new database on the session's PostgreSQL server."""
+    if backend == "postgresql":
+        return request.getfixturevalue("postgres_server").database(name)
+    if backend != "sqlite":
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    return f"sqlite:///{request.getfixturevalue('tmp_path') / name}.db"
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "project")

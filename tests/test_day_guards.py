@@ -23,7 +23,7 @@ from alphaline.project import Project
 from alphaline.trading import locks
 from alphaline.trading.ledger import Ledger
 from alphaline.trading.ledger.models import Lock, Order
-from tests.conftest import REPO, open_ledger
+from tests.conftest import BACKENDS, REPO, database_url, open_ledger
 
 MINUTE = dt.timedelta(minutes=1)
 HOLDER = textwrap.dedent("""
@@ -47,9 +47,9 @@ def holder_process(url: str, what: str, start: float = 0.0, hold: float = 600.0
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
 
 
-@pytest.fixture
-def ledger_url(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+@pytest.fixture(params=BACKENDS)
+def ledger_url(request):
+    url = database_url(request, request.param, "ledger")
     open_ledger(url)
     return url
 

@@ -1,5 +1,5 @@
-"""Orders as a state machine on a real SQLite ledger: legal and illegal moves, events,
-sequenced ids, crash recovery, expiry, approved-only fills, halts."""
+"""Orders as a state machine on a real ledger (SQLite and PostgreSQL): legal and illegal
+moves, events, sequenced ids, crash recovery, expiry, approved-only fills, halts."""
 
 import dataclasses
 import datetime as dt
@@ -17,7 +17,7 @@ from alphaline.trading.costs import CostModel
 from alphaline.trading.ledger.models import Fill, Order
 from alphaline.trading.portfolio import OrderIntent, rebalance_orders
 from alphaline.trading.risk_engine import check_orders
-from tests.conftest import REPO, open_ledger
+from tests.conftest import BACKENDS, REPO, database_url, open_ledger
 
 PARAMS = load_params(REPO / "params.yaml")
 D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)  # XNYS sessions
@@ -53,9 +53,9 @@ def verdict(orders, state="ACTIVE", working=None):
                         trading_state=state, placed_today=0)
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    led = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture(params=BACKENDS)
+def ledger(request):
+    led = open_ledger(database_url(request, request.param, "ledger"))
     led.ensure_initial_cash(D1, NAV)
     return led
 

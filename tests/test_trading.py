@@ -17,7 +17,7 @@ from alphaline.trading.portfolio import (
     rebalance_orders,
 )
 from alphaline.trading.risk_engine import Approved, check_orders
-from tests.conftest import REPO, open_ledger
+from tests.conftest import BACKENDS, REPO, database_url, open_ledger
 
 PARAMS = load_params(REPO / "params.yaml")
 DAY = dt.date(2024, 1, 2)
@@ -86,8 +86,9 @@ def test_ledger_schema_is_migrated_by_alembic(tmp_path):
     Ledger(url)
 
 
-def test_opening_an_unmigrated_ledger_names_the_upgrade_step(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_opening_an_unmigrated_ledger_names_the_upgrade_step(request, backend):
+    url = database_url(request, backend, "ledger")
     _, head = revisions(url)
     with pytest.raises(MissingPrerequisite, match=f"code expects {head}: run `alphaline db "
                                                   "upgrade`") as err:
@@ -96,8 +97,9 @@ def test_opening_an_unmigrated_ledger_names_the_upgrade_step(tmp_path):
     assert inspect(create_engine(url)).get_table_names() == []  # opening did not migrate
 
 
-def test_ledger_orders_fills_and_nav(tmp_path):
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ledger_orders_fills_and_nav(request, backend):
+    ledger = open_ledger(database_url(request, backend, "ledger"))
     ledger.ensure_initial_cash(DAY, 100_000.0)
     ledger.ensure_initial_cash(DAY, 100_000.0)  # once only
     row = OrderIntent("20240102-A-rebalance-1", DAY, "A", "BUY", 100.0, 10.0, "rebalance")
