@@ -525,15 +525,17 @@ class TradingParams(_Section):
 
 
 class StorageParams(_Section):
-    """Where the ledger and MLflow live. params.yaml is tracked and printed, so a URL with a
-    password is refused here: name the environment variable that holds it (``*_env``)."""
+    """Where the ledger, MLflow and Optuna live. params.yaml is tracked and printed, so a URL
+    with a password is refused here: name the environment variable that holds it (``*_env``)."""
 
     ledger_url: str | None
     ledger_url_env: EnvName | None
     mlflow_tracking_uri: str | None
     mlflow_tracking_uri_env: EnvName | None
+    optuna_url: str | None
+    optuna_url_env: EnvName | None
 
-    @field_validator("ledger_url", "mlflow_tracking_uri")
+    @field_validator("ledger_url", "mlflow_tracking_uri", "optuna_url")
     @classmethod
     def _no_password(cls, url: str | None, info: ValidationInfo) -> str | None:
         refuse_secret(f"storage.{info.field_name}", url)
@@ -541,7 +543,7 @@ class StorageParams(_Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> StorageParams:
-        for key in ("ledger_url", "mlflow_tracking_uri"):
+        for key in ("ledger_url", "mlflow_tracking_uri", "optuna_url"):
             if getattr(self, key) is not None and getattr(self, f"{key}_env") is not None:
                 raise ValueError(f"storage.{key} and storage.{key}_env are both set: "
                                  "keep one (the variable holds the URL)")

@@ -63,7 +63,12 @@ class Project:
 
     @property
     def optuna_url(self) -> str:
-        return f"sqlite:///{self.state_dir / 'optuna.db'}"
+        """From ``storage.optuna_url_env``'s variable, the params, or state/optuna.db (an RDB
+        storage every tuning worker shares); it may hold a password: print it through
+        ``alphaline.secrets.mask_url``."""
+        s = self.params.storage
+        return url_from("storage.optuna_url", s.optuna_url, s.optuna_url_env,
+                        f"sqlite:///{self.state_dir / 'optuna.db'}")
 
     @property
     def mlflow_tracking_uri(self) -> str:

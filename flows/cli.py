@@ -482,11 +482,13 @@ def params(root: RootOpt = None) -> None:
 
 
 def store_lines(project: Project) -> list[str]:
-    """Where the ledger and MLflow are, passwords masked; an unset variable said as such."""
+    """Where the ledger, MLflow and Optuna are, passwords masked; an unset variable said as
+    such."""
     s = project.params.storage
     out = []
     for label, attr, env in (("ledger", "ledger_url", s.ledger_url_env),
-                             ("MLflow", "mlflow_tracking_uri", s.mlflow_tracking_uri_env)):
+                             ("MLflow", "mlflow_tracking_uri", s.mlflow_tracking_uri_env),
+                             ("Optuna", "optuna_url", s.optuna_url_env)):
         try:
             url = mask_url(getattr(project, attr))
         except ConfigError as exc:
