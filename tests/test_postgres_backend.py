@@ -225,8 +225,10 @@ def test_the_project_points_all_three_stores_at_postgresql_from_the_environment(
     project = make_project(tmp_path / "p", storage__ledger_url_env="ALPHALINE_TEST_LEDGER_URL",
                            storage__mlflow_tracking_uri_env="ALPHALINE_TEST_MLFLOW_URI",
                            storage__optuna_url_env="ALPHALINE_TEST_OPTUNA_URL")
-    urls = {"ALPHALINE_TEST_LEDGER_URL": postgres_server.database("ledger"),
-            "ALPHALINE_TEST_MLFLOW_URI": postgres_server.database("mlflow"),
+    # a bare postgresql:// as people write it (SQLAlchemy 2.1 picks psycopg 3), and the
+    # explicit postgresql+psycopg://
+    urls = {"ALPHALINE_TEST_LEDGER_URL": postgres_server.database("ledger", "postgresql"),
+            "ALPHALINE_TEST_MLFLOW_URI": postgres_server.database("mlflow", "postgresql"),
             "ALPHALINE_TEST_OPTUNA_URL": postgres_server.database("optuna")}
     for name, url in urls.items():
         monkeypatch.setenv(name, url)
