@@ -1,7 +1,8 @@
 """Optuna search per ensemble member on purged walk-forward folds.
 
-Each objective gets its own study (TPE, median pruning, SQLite: optuna-dashboard opens the
-file), named after the dataset fingerprint so that reruns on the same data add to it. The
+Each objective gets its own study (TPE, median pruning; in the storage ``storage.optuna_url``
+names: SQLite by default, which optuna-dashboard opens, or PostgreSQL that many tuning workers
+share), named after the dataset fingerprint so that reruns on the same data add to it. The
 objective is the mean out-of-sample rank IC. Every trial's long-short Sharpe is kept (also
 for pruned trials, over the folds they reached) so that the Deflated Sharpe Ratio can
 count all trials tried.
