@@ -242,6 +242,7 @@ class TFTSearchSpace(_Section):
 
 class TFTParams(_Section):
     enabled: bool
+    stack: bool  # also offer the gate the stack of the trees and the TFT
     device: Literal["cpu", "cuda", "auto"]
     encoder_days: Annotated[int, Field(ge=5, le=252)]
     hidden_size: Annotated[int, Field(ge=4, le=512)]
@@ -251,6 +252,8 @@ class TFTParams(_Section):
     learning_rate: Annotated[float, Field(gt=0, le=1)]
     dropout: Annotated[float, Field(ge=0, lt=1)]
     gradient_clip: Annotated[float, Field(gt=0)]
+    # an epoch's batches drawn at random (null: every window each epoch)
+    batches_per_epoch: Annotated[int, Field(ge=1)] | None
     quantiles: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(min_length=1)]
     trials: Annotated[int, Field(ge=1, le=10000)]  # Optuna trials per run, its own study
     search: TFTSearchSpace

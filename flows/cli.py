@@ -177,18 +177,17 @@ def train(root: RootOpt = None) -> None:
 @app.command("train-tft")
 @command
 def train_tft(root: RootOpt = None) -> None:
-    """Train the Temporal Fusion Transformer challenger on the ensemble's walk-forward folds."""
+    """Tune, train and gate the TFT (and the stack of the trees and the TFT with
+    ``model.tft.stack``) after the trees' train stage; each may become the champion."""
     from alphaline.pipelines.train_tft import run_train_tft
 
     project = _project(root)
-    with console.status("training the TFT on each walk-forward fold"):
-        out = run_train_tft(project)
-    _print_metrics(f"{out.model} v{out.version} (out of sample)", out.oos)
-    if out.vs_ensemble:
-        v = out.vs_ensemble
-        console.print(f"same rows: TFT rank IC {v['tft_rank_ic']:.4f}, ensemble "
-                      f"{v['ensemble_rank_ic']:.4f}, score correlation "
-                      f"{v['score_correlation']:.3f}")
+    results = run_train_tft(project)
+    for r in results:
+        verdict = "promoted to champion" if r.promoted else "not promoted"
+        console.print(f"v{r.version}: {verdict}")
+        for reason in r.reasons:
+            console.print(f"  - {reason}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from alphaline.flows import parallel
 from alphaline.io import write_text
 from alphaline.models.live_performance import LivePerformance, live_performance
 from alphaline.models.registry import Registry
+from alphaline.models.tft import window_as_of
 from alphaline.pipelines import featurize, ingest
 from alphaline.project import Project
 from alphaline.reporting import daily as day_page
@@ -69,14 +70,32 @@ def load_champion(project: Project):
 
 
 @task(cache_policy=NO_CACHE)
-def champion_scores(project: Project, store, champion, symbols: list[str]
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The champion's scores (with reasons) and the online feature vectors they came from."""
+def champion_scores(project: Project, store, champion, symbols: list[str], bars: pd.DataFrame,
+                    day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The champion's scores (with reasons) and the online feature vectors they came from;
+    a sequence model (the TFT, a stack) also reads its encoder window, as of the day."""
     model, _, features = champion
     served = feature_names(project.params.features.sets)
     extra = [n for n in BOOK_FEATURES if n in served and n not in features]
     vectors = feast_store.online_vectors(store, symbols, [*features, *extra])
-    return daily.score(model, vectors, project.params.model.explain_top), vectors
+    window = None
+    if model.context_sessions:
+        window = sequence_window(project, store, bars, symbols, features, day,
+                                 model.context_sessions)
+    return daily.score(model, vectors, project.params.model.explain_top, window), vectors
+
+
+def sequence_window(project: Project, store, bars: pd.DataFrame, symbols: list[str],
+                    features: list[str], day: dt.date, context: int) -> pd.DataFrame:
+    """The ``context`` sessions up to and including ``day`` (one encoder window per name):
+    features from the offline store (point-in-time, each session's close), returns from
+    the validated bars."""
+    cal = project.params.data.calendar
+    days = sessions(cal, pd.Timestamp(day) - pd.Timedelta(days=2 * context + 31), day)
+    days = days[-context:]
+    entities = pd.DataFrame([(s, d) for d in days for s in symbols], columns=["symbol", "date"])
+    rows = feast_store.historical(store, entities, features, cal)
+    return window_as_of(rows, bars, day, context)
 
 
 @task(cache_policy=NO_CACHE)
@@ -197,7 +216,8 @@ def trade_day(project: Project, day: dt.date) -> dict:
     else:
         version = champion[1]
         if snap.close:  # no bar today: nothing to score (the stale-data switch stops trading)
-            scores, vectors = champion_scores(project, store, champion, sorted(snap.close))
+            scores, vectors = champion_scores(project, store, champion, sorted(snap.close),
+                                              bars, day)
     done = trade(project, snap, bars, actions, scores, version, vectors, champion_error)
     decision, placed, opening, nav_row = done.decision, done.placed, done.opening, done.nav
     if decision.no_trade_reason:

@@ -1,5 +1,5 @@
-"""retrain: ingest → validate → features → tune → train → gate → promote (and the TFT
-challenger when ``model.tft.enabled``)."""
+"""retrain: ingest → validate → features → tune → train → gate → promote; with
+``model.tft.enabled`` the TFT (and the stack of both) then go through the same gate."""
 
 from __future__ import annotations
 
@@ -51,12 +51,12 @@ def gate(project: Project) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def train_tft(project: Project) -> dict:
+def train_tft(project: Project) -> list[dict]:
+    """The TFT (and the stack) tuned, trained, registered and gated in turn."""
     from alphaline.pipelines.train_tft import run_train_tft
 
-    out = run_train_tft(project)
-    return {"version": out.version, "rank_ic": out.oos["rank_ic"],
-            "vs_ensemble": out.vs_ensemble}
+    return [{"version": r.version, "promoted": r.promoted, "reasons": r.reasons}
+            for r in run_train_tft(project)]
 
 
 @flow(name="retrain", log_prints=True, on_failure=[on_flow_failure])
@@ -93,8 +93,10 @@ def retrain_locked(project: Project, reason: str, refresh_data: bool) -> dict:
         {"retrain.reason": reason[:5000], "retrain.as_of": str(project.params.data.end)})
     decision = gate(project)
     if project.params.model.tft.enabled:
-        tft = train_tft(project)
-        logger.info("TFT challenger v%s: rank IC %.4f", tft["version"], tft["rank_ic"])
+        for seq in train_tft(project):
+            logger.info("sequence challenger v%s: %s — %s", seq["version"],
+                        "promoted to champion" if seq["promoted"] else "not promoted",
+                        "; ".join(seq["reasons"]))
     logger.info("v%s: %s — %s", trained["version"],
                 "promoted to champion" if decision["promoted"] else "not promoted",
                 "; ".join(decision["reasons"]))

@@ -86,3 +86,10 @@ def top_contributions(values: np.ndarray, X: pd.DataFrame, k: int = 5) -> list[l
     shap_values = np.take_along_axis(values, order, axis=1).tolist()
     return [[{"feature": f, "value": v, "shap": s} for f, v, s in zip(*row, strict=True)]
             for row in zip(names, feature_values, shap_values, strict=True)]
+
+
+def reason_text(c: dict) -> str:
+    """One reason as the reports print it: a SHAP contribution, or a TFT selection weight."""
+    if "shap" in c:
+        return f"{c['feature']} {c['shap']:+.4f}"
+    return f"{c['feature']} w={c['weight']:.3f}"

@@ -24,6 +24,9 @@ class SignalPyfunc(mlflow.pyfunc.PythonModel):
         self.signal = SignalModel.load(Path(context.artifacts["signal"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """Trees: one row per symbol. A sequence model (TFT, stack): ``date, symbol, ret`` and
+        the features of each symbol's encoder sessions too; every row with a full window
+        is scored."""
         return self.signal.score(model_input)
 
 

@@ -72,7 +72,8 @@ class Registry:
                       params: dict, hyperparameters: dict[str, object],
                       metrics: dict[str, float], tags: dict[str, str],
                       figures: dict[str, object], artifacts: dict[str, object],
-                      texts: dict[str, str] | None = None) -> Registered:
+                      texts: dict[str, str] | None = None,
+                      pip_extra: list[str] | None = None) -> Registered:
         """One MLflow run with everything needed to audit the model; registered as
         challenger."""
         with self.fluent() as exp_id, \
@@ -88,12 +89,18 @@ class Registry:
                 mlflow.log_dict(obj, file_name)
             for file_name, text in (texts or {}).items():
                 mlflow.log_text(text, file_name)
+            # integer columns (a vendor's volumes) as doubles: a live value may be missing
+            ints = X_sample.select_dtypes("integer").columns
+            X_sample = X_sample.astype({c: "float64" for c in ints})
             signal_dir = signal.save(Path(tmp) / "signal")
             signature = infer_signature(X_sample, signal.score(X_sample))
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-                artifacts={"signal": str(signal_dir)}, pip_requirements=_requirements(),
-                signature=signature, input_example=X_sample.head(3),
+                artifacts={"signal": str(signal_dir)},
+                pip_requirements=_requirements(pip_extra or []),
+                signature=signature,
+                # a sequence model needs whole encoder windows to score anything
+                input_example=X_sample if signal.context_sessions else X_sample.head(3),
                 registered_model_name=name,
             )
         version = str(info.registered_model_version)
@@ -193,6 +200,12 @@ class Registry:
                                           f"restored from v{current}: {reason}")
         return current, target
 
+    def load_version(self, name: str, version: str) -> SignalModel:
+        """The signal model of one registered version."""
+        with self.fluent():
+            model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        return model.unwrap_python_model().signal
+
     def load_alias(self, name: str, alias: str = CHAMPION
                    ) -> tuple[SignalModel, str, list[str]]:
         """The signal model behind ``models:/<name>@<alias>``, its version and features."""
@@ -206,9 +219,10 @@ class Registry:
         return signal, version, signal.features
 
 
-def _requirements() -> list[str]:
-    """The scoring stack at its installed versions (the pyfunc also needs this package)."""
+def _requirements(extra: list[str]) -> list[str]:
+    """The scoring stack at its installed versions (the pyfunc also needs this package);
+    ``extra``: what a TFT adds (torch, pytorch-forecasting, lightning)."""
     from importlib.metadata import version
 
     return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "numpy", "pandas",
-                                            "scipy", "scikit-learn", "shap")]
+                                            "scipy", "scikit-learn", "shap", *extra)]

@@ -161,7 +161,13 @@ def recipe_family(model_name: str, objectives: list[str], feature_sets: list[str
 
 
 def family_trials(storage: str, family: str) -> FamilyTrials:
-    """The trial ledger of ``family``: every study in ``storage`` tagged with it."""
+    """The trial ledger of ``family``: every study in ``storage`` tagged with it. A family
+    joined with `` + `` (a stack chosen after several searches) counts all of theirs."""
+    if " + " in family:
+        parts = [family_trials(storage, part) for part in family.split(" + ")]
+        return FamilyTrials(family, sum(t.n_trials for t in parts),
+                            [s for t in parts for s in t.trial_sharpes],
+                            sum(t.studies for t in parts))
     count, sharpes, studies = 0, [], 0
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.user_attrs.get("family") != family:

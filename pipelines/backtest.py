@@ -20,11 +20,14 @@ import pandas as pd
 
 from alphaline.calendar import sessions, sessions_per_year
 from alphaline.errors import ConfigError, MissingPrerequisite
+from alphaline.models.ensemble import TreeEnsemble
+from alphaline.models.recipes import estimator_from, recipe_inputs, tree_recipe
 from alphaline.models.registry import CHAMPION, Registry
 from alphaline.models.signal import SignalModel
+from alphaline.models.tft import TFTForecaster
 from alphaline.pipelines import featurize
 from alphaline.pipelines.catalog import Catalog
-from alphaline.pipelines.train import ensemble_from, weights_for
+from alphaline.pipelines.train import weights_for
 from alphaline.project import Project
 from alphaline.trading.backtest.assemble import from_ledger
 from alphaline.trading.backtest.replay import ReplayRun, TradingModel, replay_sessions
@@ -85,8 +88,9 @@ class WalkForward:
     it)."""
 
     def __init__(self, recipe: dict, frame: pd.DataFrame, dates: np.ndarray, horizon: int,
-                 n_jobs: int, directory: Path, min_sessions: int):
-        self.recipe, self.frame, self.dates = recipe, frame, dates
+                 n_jobs: int, directory: Path, min_sessions: int,
+                 close: pd.DataFrame | None = None):
+        self.recipe, self.frame, self.dates, self.close = recipe, frame, dates, close
         self.horizon, self.n_jobs, self.directory = horizon, n_jobs, directory
         self.min_sessions = min_sessions
         self._current: TradingModel | None = None
@@ -117,11 +121,23 @@ class WalkForward:
         ts = TrainingSet(X=rows[features], y=rows["label"], dates=rows["date"],
                          symbols=rows["symbol"], fingerprint=version)
         log.info("%s: refitting the recipe on %d rows through %s", version, len(rows), through)
-        ensemble = ensemble_from(self.recipe, self.n_jobs).fit(
-            ts.X, ts.y, dates=ts.dates, sample_weight=weights_for(self.recipe, ts))
-        signal = SignalModel(ensemble)
+        trees = tree_recipe(self.recipe)
+        model = estimator_from(self.recipe, self.n_jobs).fit(
+            recipe_inputs(self.recipe, ts.X, ts.symbols, ts.dates, self.close), ts.y,
+            dates=ts.dates, sample_weight=None if trees is None else weights_for(trees, ts))
+        signal = signal_of(model)
         signal.save(path)
         return TradingModel(signal, version, through)
+
+
+def signal_of(model) -> SignalModel:
+    """The servable signal of a refitted recipe's estimator (no meta-labeler: a monthly
+    refit trades the primary book)."""
+    if isinstance(model, TreeEnsemble):
+        return SignalModel(model)
+    if isinstance(model, TFTForecaster):
+        return SignalModel(None, None, model)
+    return SignalModel(model.trees, None, model.tft, tuple(model.weights))
 
 
 def shap_by_version(models: dict[str, SignalModel], features: pd.DataFrame,
@@ -130,7 +146,7 @@ def shap_by_version(models: dict[str, SignalModel], features: pd.DataFrame,
     out = {}
     for row in versions.itertuples():
         signal = models.get(row.version)
-        if signal is None:
+        if signal is None or signal.ensemble is None:  # a TFT explains itself per signal
             continue
         days = features[(features["date"] >= pd.Timestamp(row.first_day))
                         & (features["date"] <= pd.Timestamp(row.last_day))]
@@ -138,8 +154,9 @@ def shap_by_version(models: dict[str, SignalModel], features: pd.DataFrame,
         X = days[days["date"].isin(keep)][signal.features].astype("float64")
         if X.empty:
             continue
+        names = [str(c) for c in signal.ensemble.feature_names_in_]
         phi = signal.contributions(X)
-        out[row.version] = pd.DataFrame({"feature": signal.features,
+        out[row.version] = pd.DataFrame({"feature": names,
                                          "mean_abs_shap": np.abs(phi).mean(axis=0)})
     return out
 
@@ -180,7 +197,7 @@ def run_backtest(project: Project, start: dt.date, end: dt.date, *, retrain: str
         frame = frame[frame["label"].notna()]
         walk = WalkForward(recipe, frame, np.sort(bars["date"].unique()),
                            p.features.label_horizon, p.model.n_jobs, directory,
-                           p.cv.min_train_days)
+                           p.cv.min_train_days, market_grids(market_panel(bars))["close"])
 
         def model_for(day: dt.date) -> TradingModel:
             model = walk(day)

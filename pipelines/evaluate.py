@@ -39,6 +39,7 @@ from alphaline.models.metrics import (
     probabilistic_sharpe,
     sharpe,
 )
+from alphaline.models.recipes import estimator_from, kind_of, recipe_inputs, tree_recipe
 from alphaline.models.registry import CHAMPION, Registry
 from alphaline.models.significance import paired_bootstrap
 from alphaline.models.tuning import FamilyTrials, family_trials
@@ -46,10 +47,8 @@ from alphaline.pipelines.catalog import Catalog
 from alphaline.pipelines.results import EvaluateResult, TrainingSet, TrainResult
 from alphaline.pipelines.train import (
     catalog_costs,
-    ensemble_from,
     meta_labeler,
     scores_book,
-    walk_forward,
     weights_for,
 )
 from alphaline.project import Project
@@ -77,6 +76,12 @@ class PathScores:
         return self.returns.mean(axis=1)
 
 
+def recipe_weights(recipe: dict, ts: TrainingSet) -> np.ndarray | None:
+    """The sample weights the recipe's trees train with (the TFT takes none)."""
+    trees = tree_recipe(recipe)
+    return None if trees is None else weights_for(trees, ts)
+
+
 def market_for(cost: ResearchCosts | None) -> dict[str, pd.DataFrame]:
     if cost is None or cost.market is None:
         raise MissingPrerequisite("the gate scores the traded book after costs and needs the "
@@ -95,7 +100,8 @@ def recipe_meta_labeler(recipe: dict, p: Params) -> MetaLabeler:
 
 
 def cpcv_meta_sizes(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
-                    primary: pd.DataFrame, p: Params, label: str = "model"
+                    primary: pd.DataFrame, p: Params, label: str = "model",
+                    close: pd.DataFrame | None = None
                     ) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:
     """Meta-label sizes of each CPCV split's test rows, as training makes them, inside the
     split: the recipe's purged walk-forward over the split's training rows alone gives
@@ -104,19 +110,24 @@ def cpcv_meta_sizes(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
     No test row, and no row within the purge and embargo of one, reaches a meta-labeler.
     Returns ``primary`` with ``side, probability, size`` and each split's meta rows."""
     X = ts.X[recipe["features"]]
-    w = weights_for(recipe, ts)
-    h = recipe["horizon"]
+    inputs = recipe_inputs(recipe, ts.X, ts.symbols, ts.dates, close)
+    w = recipe_weights(recipe, ts)
+    h = p.features.label_horizon
+    embargo = p.cv.embargo_days
     sized, fitted_on = [], {}
     for k, split in enumerate(track(splits, f"CPCV {label} meta-labeler", "split")):
         train = np.sort(split.train)
-        inner_ts = TrainingSet(X=X.iloc[train].reset_index(drop=True),
+        inner_ts = TrainingSet(X=inputs.iloc[train].reset_index(drop=True),
                                y=ts.y.iloc[train].reset_index(drop=True),
                                dates=ts.dates.iloc[train].reset_index(drop=True),
                                symbols=ts.symbols.iloc[train].reset_index(drop=True),
                                fingerprint=ts.fingerprint)
-        inner = purged_walk_forward(inner_ts.dates, p.cv.n_splits, h, recipe["embargo"],
+        inner = purged_walk_forward(inner_ts.dates, p.cv.n_splits, h, embargo,
                                     p.cv.min_train_days)
-        oos = walk_forward(recipe, inner_ts, inner, w[train], p.model.n_jobs).predictions
+        oos = cross_val_predict(
+            lambda: estimator_from(recipe, p.model.n_jobs), inner_ts.X, inner_ts.y,
+            dates=inner_ts.dates, symbols=inner_ts.symbols, splits=inner,
+            sample_weight=None if w is None else w[train]).predictions.dropna(subset=["score"])
         if oos["date"].nunique() < p.model.meta_label.min_train_dates:
             raise ValueError(
                 f"CPCV split {k}: the inner walk-forward scored {oos['date'].nunique()} "
@@ -125,7 +136,7 @@ def cpcv_meta_sizes(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
         rows = train[oos["row"].to_numpy()]
         meta = recipe_meta_labeler(recipe, p).fit(
             with_primary_score(X.iloc[rows], oos["score"]), oos["label"],
-            dates=oos["date"].to_numpy(), sample_weight=w[rows])
+            dates=oos["date"].to_numpy(), sample_weight=None if w is None else w[rows])
         test = primary[primary["fold"] == k].reset_index(drop=True)
         sizes = meta.size(with_primary_score(X.iloc[test["row"].to_numpy()], test["score"]),
                           dates=test["date"].to_numpy())
@@ -143,15 +154,17 @@ def cpcv_path_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
     book, the rebalance rules and the cost model (:func:`book_backtest`). With
     ``portfolio.method: meta_sized_long_short`` each split also fits its own meta-labeler
     (:func:`cpcv_meta_sizes`) and the path trades the meta-sized book."""
+    close = market.get("close")
     with Progress(f"CPCV {label}", len(splits), "split") as bar:
         scores = cross_val_predict(
-            lambda: ensemble_from(recipe, p.model.n_jobs), ts.X[recipe["features"]], ts.y,
+            lambda: estimator_from(recipe, p.model.n_jobs),
+            recipe_inputs(recipe, ts.X, ts.symbols, ts.dates, close), ts.y,
             dates=ts.dates, symbols=ts.symbols, splits=splits,
-            sample_weight=weights_for(recipe, ts),
+            sample_weight=recipe_weights(recipe, ts),
             on_fold=lambda k, _: bar.advance()).predictions
     meta_rows, columns = None, ["date", "symbol", "score"]
     if p.portfolio.method == "meta_sized_long_short":
-        scores, meta_rows = cpcv_meta_sizes(recipe, ts, splits, scores, p, label)
+        scores, meta_rows = cpcv_meta_sizes(recipe, ts, splits, scores, p, label, close)
         columns += ["size", "probability"]
     scores["group"] = groups[scores["row"].to_numpy()]
     per_year = sessions_per_year(p.data.calendar)
@@ -289,14 +302,13 @@ def probabilistic_sharpe_of(returns: pd.Series) -> float:
                                 float(stats.kurtosis(r, fisher=False)))
 
 
-def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecision:
-    """Gate the challenger that the train stage recorded; ``ts``: the training set it was
-    trained on (default: rebuilt from the feature store)."""
+def gate_and_record(project: Project, trained: TrainResult, ts: TrainingSet
+                    ) -> EvaluateResult:
+    """Gate a registered challenger against the champion of the moment, and record the
+    decision on its version (a promotion moves the ``champion`` alias)."""
     p = project.params
     catalog = Catalog(project)
-    trained = catalog.train()
     registry = Registry.for_project(project)
-    ts = ts if ts is not None else catalog.training_set()
     champion_version = registry.alias_version(trained.model, CHAMPION)
     recipe, problem = None, None
     if champion_version is not None and champion_version != trained.version:
@@ -314,6 +326,20 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
         "n_trials_family": result.challenger["n_trials"],
         **({"champion_rank_ic_cpcv": result.champion["rank_ic"]} if result.champion else {}),
     })
+    log.info("gate: %s v%s (%s) — %s", "promote" if decision.promote else "reject",
+             trained.version, kind_of(trained.recipe), "; ".join(decision.reasons))
+    return result
+
+
+def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecision:
+    """Gate the challenger that the train stage recorded; ``ts``: the training set it was
+    trained on (default: rebuilt from the feature store)."""
+    p = project.params
+    catalog = Catalog(project)
+    trained = catalog.train()
+    ts = ts if ts is not None else catalog.training_set()
+    result = gate_and_record(project, trained, ts)
+    decision = GateDecision(promote=result.promoted, reasons=result.reasons)
     catalog.save_evaluation(result)
     paths = pd.DataFrame(result.paths, columns=["path", "challenger_rank_ic",
                                                 "challenger_sharpe_net", "champion_rank_ic",
@@ -323,6 +349,4 @@ def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecisio
     curve = long_short_returns(oos, p.portfolio.quantile, p.features.label_horizon).cumsum()
     catalog.save_plot("oos_long_short.csv", pd.DataFrame({"date": curve.index.date,
                                                           "challenger": curve.to_numpy()}))
-    log.info("gate: %s v%s — %s", "promote" if decision.promote else "reject",
-             trained.version, "; ".join(decision.reasons))
     return decision

@@ -70,17 +70,3 @@ class EvaluateResult(_Result):
     champion: dict[str, float] | None
     paths: list[dict[str, float]]
     baselines: dict[str, float] = {}  # annualized after-cost Sharpe on the same sessions
-
-
-class TFTResult(_Result):
-    """A trained, registered TFT challenger and its comparison with the ensemble."""
-
-    model: str
-    version: str
-    run_id: str
-    oos: dict[str, float]
-    vs_ensemble: dict[str, float]
-    importance: dict[str, Any]
-    promoted: bool
-    reasons: list[str]
-    fold_metrics: list[dict[str, Any]]

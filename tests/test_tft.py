@@ -1,21 +1,14 @@
-"""The Temporal Fusion Transformer: point-in-time scores, and the standalone challenger run."""
+"""The Temporal Fusion Transformer: point-in-time scores and the estimator contract (the
+tradeable recipes: tests/test_tft_champion.py)."""
 
 from __future__ import annotations
-
-import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from alphaline.models.tft import TFTConfig, TFTForecaster, returns_panel
 from alphaline.pipelines.synthetic import generate_market
-from alphaline.project import Project
-
-TINY = {"model.tft.epochs": 1, "model.tft.hidden_size": 8, "model.tft.attention_heads": 1,
-        "model.tft.encoder_days": 10, "model.tft.batch_size": 128, "model.tft.device": "cpu"}
 
 
 def tiny_tft() -> TFTForecaster:
@@ -71,32 +64,6 @@ def test_the_tft_follows_the_estimator_contract():
     assert np.isfinite(score[~first]).all()
 
 
-def test_tft_challenger_is_trained_compared_and_registered(trained_project, tmp_path):
-    root = shutil.copytree(trained_project.root, tmp_path / "p")
-    params = trained_project.params.with_overrides(TINY)
-    (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
-    project = Project.load(root)
-    from alphaline.pipelines.train_tft import run_train_tft
-
-    out = run_train_tft(project).model_dump()
-    assert out["model"] == f"{params.model.name}-tft"
-    assert set(out["fold_metrics"][0]) >= {"rank_ic", "icir", "sharpe_net", "turnover"}
-    assert len(out["fold_metrics"]) == params.cv.n_splits
-    v = out["vs_ensemble"]
-    assert v["rows"] > 0 and -1 <= v["tft_rank_ic"] <= 1 and -1 <= v["ensemble_rank_ic"] <= 1
-    enc = out["importance"]["encoder_variables"]
-    assert abs(sum(enc.values()) - 1) < 1e-3 and "ret" in enc
-    assert json.loads((project.metrics_dir / "train_tft.json").read_text())["version"] == \
-        out["version"]
-    from alphaline.models.registry import Registry
-
-    registry = Registry.for_project(project)
-    assert registry.version_tags(out["model"], out["version"])["gate.decision"] in {
-        "promote", "reject"}
-    artifacts = set(registry.run_artifacts(out["model"], out["version"]))
-    assert {"tft_importance.json", "tft_importance.png", "fold_metrics.md"} <= artifacts
-
-
 def test_device_parameter():
     import pytest
     import torch
@@ -110,3 +77,50 @@ def test_device_parameter():
         assert accelerator("auto") == "cpu"
         with pytest.raises(RuntimeError, match="no CUDA device"):
             accelerator("cuda")
+
+
+def test_a_gap_in_the_training_rows_starts_a_new_series():
+    """CPCV trains on rows before and after a test block: no window reaches across it."""
+    bars, signal = generate_market(4, "2022-01-03", "2022-06-30", seed=2)
+    panel = returns_panel(bars).merge(signal, on=["symbol", "date"])
+    days = np.sort(panel["date"].unique())
+    hole = (panel["date"] >= days[40]) & (panel["date"] < days[70])
+    frame = tiny_tft()._frame(panel[~hole], panel.loc[~hole, "date"])
+    assert frame.groupby("symbol")["series"].nunique().eq(2).all()
+    # a one-day halt does not split a series
+    halted = panel[~((panel["symbol"] == panel["symbol"].iloc[0]) & (panel["date"] == days[50]))]
+    frame = tiny_tft()._frame(halted, halted["date"])
+    assert frame.groupby("symbol")["series"].nunique().eq(1).all()
+
+
+def test_tft_and_stack_signals_round_trip_and_explain(tmp_path):
+    from alphaline.models.ensemble import TreeEnsemble
+    from alphaline.models.signal import SignalModel
+    from alphaline.models.tft import window_as_of
+    from alphaline.trading.daily import score
+
+    bars, signal = generate_market(6, "2022-01-03", "2022-07-29", seed=3, alpha_strength=0.3)
+    panel = returns_panel(bars).merge(signal, on=["symbol", "date"])
+    tft = tiny_tft().fit(panel, None, dates=panel["date"])
+    member = {"objective": "regression", "n_estimators": 20, "num_leaves": 7,
+              "learning_rate": 0.1, "min_child_samples": 20, "feature_fraction": 1.0,
+              "bagging_fraction": 1.0, "lambda_l2": 0.0, "seed": 0, "rank_levels": 5,
+              "rank_truncation": 10}
+    trees = TreeEnsemble([member], stack_folds=2, horizon=2,
+                         embargo=1, redundancy_corr=0.95, n_jobs=1)
+    trees.fit(panel[["signal"]], panel["ret"].shift(-2).fillna(0), dates=panel["date"])
+    day = pd.Timestamp("2022-07-20")
+    window = window_as_of(signal, bars, day, tft.context_sessions_)
+    assert window["date"].nunique() == tft.context_sessions_ and window["date"].max() == day
+    vectors = signal[signal["date"] == day].reset_index(drop=True)
+    for model in (SignalModel(None, None, tft), SignalModel(trees, None, tft, (0.5, 0.5))):
+        back = SignalModel.load(model.save(tmp_path / model.kind))
+        assert back.kind == model.kind and back.context_sessions == 10
+        a = score(model, vectors, 3, window)
+        b = score(back, vectors, 3, window)
+        assert len(a) == 6 and np.allclose(a["score"], b["score"])
+        assert all(len(att) == 10 and abs(sum(att) - 1) < 1e-3 for att in a["attention"])
+        weights = [r for rs in a["reasons"] for r in rs if "weight" in r]
+        assert weights and all(0 <= r["weight"] <= 1 for r in weights)
+    with pytest.raises(Exception, match="sessions of features"):
+        score(SignalModel(None, None, tft), vectors, 3, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,8 @@ import pandas as pd
 import alphaline.trading.orders as order_life
 from alphaline.calendar import sessions, sessions_per_year
 from alphaline.config import Params
-from alphaline.models.explain import top_contributions
+from alphaline.errors import MissingPrerequisite
+from alphaline.models.explain import reason_text
 from alphaline.models.signal import SignalModel
 from alphaline.trading.book import NO_CONTEXT, BookContext, book_context
 from alphaline.trading.brokers import Broker, ReconcilingBroker
@@ -39,6 +41,8 @@ from alphaline.trading.risk_engine import Approved, check_orders, typical_quanti
 from alphaline.trading.risk_report import risk_markdown, risk_report
 from alphaline.trading.states import ACTIVE, HALTED
 from alphaline.trading.tca import fill_tca, price_inclusive_tca, tca_markdown
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,13 +141,51 @@ def market_snapshot(bars: pd.DataFrame, day: dt.date, window: int = 20,
     return MarketSnapshot(day, indexed["close"].to_dict(), vol.to_dict(), adv, prev, **extra)
 
 
-def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int) -> pd.DataFrame:
-    """``symbol, score, reasons`` (+ ``side, probability, size`` with meta-labeling): the
-    signal for today's cross-section and each name's top SHAP contributions."""
-    X = vectors[model.features].astype("float64")
-    scored = model.score(X)
-    reasons = top_contributions(model.contributions(X), X, explain_top)
-    return scored.assign(symbol=vectors["symbol"].to_numpy(), reasons=reasons)
+def scoring_rows(model: SignalModel, vectors: pd.DataFrame, window: pd.DataFrame | None
+                 ) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray]:
+    """What the model reads to score today's ``vectors``: the rows themselves, or for a
+    sequence model the ``window`` (``date, symbol, ret`` + features of today and the
+    sessions before it, :func:`alphaline.models.tft.window_as_of`). Returns ``X``, its
+    dates (None: one cross-section) and the positions of today's rows of ``vectors`` in X.
+    """
+    if not model.context_sessions:
+        return vectors[model.features].astype("float64"), None, np.arange(len(vectors))
+    if window is None or window.empty:
+        raise MissingPrerequisite(f"a {model.kind} model scores from the last "
+                                  f"{model.context_sessions} sessions of features: none given")
+    today = window["date"].max()
+    names = set(vectors["symbol"])
+    X = window[window["symbol"].isin(names)].reset_index(drop=True)
+    X[model.features] = X[model.features].astype("float64")
+    now = X.index[X["date"] == today].to_numpy()
+    where = pd.Series(now, index=X.loc[now, "symbol"].to_numpy())
+    at = where.reindex(vectors["symbol"].to_numpy())
+    if at.isna().any():
+        missing = sorted(vectors["symbol"][at.isna().to_numpy()].tolist())
+        raise MissingPrerequisite(f"the sequence window lacks {today.date()} for {missing}")
+    return X, pd.to_datetime(X["date"]).to_numpy(), at.to_numpy().astype(int)
+
+
+def score(model: SignalModel, vectors: pd.DataFrame, explain_top: int,
+          window: pd.DataFrame | None = None, explain: bool = True) -> pd.DataFrame:
+    """``symbol, score, reasons, attention`` (+ ``side, probability, size`` with
+    meta-labeling): the signal for today's cross-section with each name's reasons (top SHAP
+    contributions; the TFT's variable-selection weights and attention). A name the model
+    cannot score yet (a sequence model's window not full: a late listing) is left out."""
+    X, dates, rows = scoring_rows(model, vectors, window)
+    scored = model.score(X, dates).iloc[rows].reset_index(drop=True)
+    if explain:
+        reasons, attention = model.reasons(X, explain_top, dates)
+        reasons, attention = [reasons[i] for i in rows], [attention[i] for i in rows]
+    else:
+        reasons, attention = [[]] * len(rows), [None] * len(rows)
+    out = scored.assign(symbol=vectors["symbol"].to_numpy(), reasons=reasons,
+                        attention=attention)
+    unscored = out["score"].isna()
+    if unscored.any():
+        log.info("%d names have no score yet (their sequence window is not full): %s",
+                 int(unscored.sum()), ", ".join(sorted(out.loc[unscored, "symbol"])[:10]))
+    return out[~unscored].reset_index(drop=True)
 
 
 def open_day(ledger: Ledger, broker: Broker, day: dt.date) -> OpeningResult:
@@ -398,12 +440,12 @@ def report_markdown(result: DayResult, scores: pd.DataFrame, ledger: Ledger) -> 
         "",
         "## Top and bottom scores",
         "",
-        "| symbol | score | top reasons (SHAP) |",
+        "| symbol | score | top reasons (SHAP, or TFT weights) |",
         "|---|---:|---|",
     ]
     ordered = scores.sort_values("score", ascending=False)
     for _, r in pd.concat([ordered.head(5), ordered.tail(5)]).iterrows():
-        why = ", ".join(f"{c['feature']} {c['shap']:+.4f}" for c in r["reasons"][:3])
+        why = ", ".join(reason_text(c) for c in r["reasons"][:3])
         lines.append(f"| {r['symbol']} | {r['score']:+.4f} | {why} |")
     if result.no_trade_reason or result.kill_switches or result.trading_state != ACTIVE:
         lines += ["", "## Trading state", "", f"- state: {result.trading_state}"]

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from alphaline.config import Params
 from alphaline.models.signal import SignalModel
+from alphaline.models.tft import window_as_of
 from alphaline.trading import daily
 from alphaline.trading.brokers.paper import PaperBroker
 from alphaline.trading.corporate_actions import actions_on, split_ratios
@@ -133,17 +134,19 @@ def replay_sessions(bars: pd.DataFrame, features: pd.DataFrame, sessions: list[d
         vectors = by_day.get(pd.Timestamp(day))
         if vectors is not None and snap.close:
             vectors = vectors[vectors["symbol"].isin(snap.close)].reset_index(drop=True)
-            scores = day_scores(model.signal, vectors)
+            history = (window_as_of(features, bars, day, model.signal.context_sessions)
+                       if model.signal.context_sessions else None)
+            scores = day_scores(model.signal, vectors, history)
         daily.run_ledger_day(ledger, broker, params, snap, window, actions, scores,
                              model.version, vectors=vectors)
     return ledger
 
 
-def day_scores(signal: SignalModel, vectors: pd.DataFrame) -> pd.DataFrame:
-    """The daily flow's scores (:func:`alphaline.trading.daily.score`) without the SHAP
-    reasons, which a replay does not read."""
-    X = vectors[signal.features].astype("float64")
-    return signal.score(X).assign(symbol=vectors["symbol"].to_numpy(), reasons=[[]] * len(X))
+def day_scores(signal: SignalModel, vectors: pd.DataFrame,
+               history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The daily flow's scores (:func:`alphaline.trading.daily.score`, from the same rows)
+    without the reasons, which a replay does not read."""
+    return daily.score(signal, vectors, 0, history, explain=False)
 
 
 def ledger_frames(ledger: Ledger, costs: CostModel) -> dict[str, pd.DataFrame]:

@@ -46,7 +46,10 @@ class Signal(Base):
     rank: Mapped[int] = mapped_column(Integer, nullable=False)
     model_name: Mapped[str] = mapped_column(String(100), nullable=False)
     model_version: Mapped[str] = mapped_column(String(32), nullable=False)
-    reasons: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # top SHAP, JSON
+    # top SHAP contributions, or the TFT's top variable-selection weights (JSON)
+    reasons: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    # the TFT's attention over its encoder sessions, oldest first (JSON; None for trees)
+    attention: Mapped[str | None] = mapped_column(Text, nullable=True)
     probability: Mapped[float | None] = mapped_column(Float, nullable=True)  # meta-labeler
     bet_size: Mapped[float | None] = mapped_column(Float, nullable=True)  # side × probability
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, nullable=False)

@@ -226,6 +226,7 @@ class Ledger:
                 s.add(Signal(trading_day=day, symbol=row["symbol"], score=float(row["score"]),
                              rank=int(rank), model_name=model_name, model_version=model_version,
                              reasons=json.dumps(row.get("reasons", [])),
+                             attention=_attention(row.get("attention")),
                              probability=_optional(row.get("probability")),
                              bet_size=_optional(row.get("size"))))
                 added += 1
@@ -682,6 +683,11 @@ def _move(s: Session, order: Order, to: str, cause: str,
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _attention(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else json.dumps([float(v) for v in value])
 
 
 def _optional(value: object) -> float | None:
