@@ -9,6 +9,7 @@ function that yields many features at once because they share intermediate work.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -168,3 +169,38 @@ def get(names: list[str] | None = None) -> list[FeatureDef]:
     if unknown:
         raise ConfigError(f"unknown features {unknown}; known: {sorted(BY_NAME)}")
     return [BY_NAME[n] for n in names]
+
+
+# Exponentially weighted features: a value n sessions back still weighs (1 - alpha)^n, so
+# their memory is the history, not the declared window. The smoothing constant of the
+# slowest average each one reads (Wilder's 1/n, or 2/(span + 1)).
+RECURSIVE_ALPHA: dict[str, float] = {
+    "rsi_14": 1 / 14, "atr_14": 1 / 14, "macd": 2 / 27, "macd_signal": 2 / 27,
+    "macd_hist": 2 / 27, "ema_ratio_12": 2 / 13, "ema_ratio_26": 2 / 27,
+    "detrended_price_20": 1 / 20,
+}
+# What a recursive feature may still owe its forgotten start, relative to that start's
+# error: far below a float32 table's resolution (6e-8).
+MEMORY_TOLERANCE = 1e-9
+# Filtered from its own state (``features.risk.garch_run``), refit on its own window.
+STATEFUL = ("garch_vol",)
+
+
+def memory(d: FeatureDef, tolerance: float = MEMORY_TOLERANCE) -> int:
+    """Sessions of bars the value of ``d`` at a day reads: its window, and for an
+    exponentially weighted feature the sessions after which the weight of everything
+    earlier falls under ``tolerance``."""
+    alpha = RECURSIVE_ALPHA.get(d.name)
+    if alpha is None:
+        return d.window
+    return d.window + math.ceil(math.log(tolerance) / math.log(1 - alpha))
+
+
+def lookback(sets: Iterable[str], tolerance: float = MEMORY_TOLERANCE) -> int:
+    """The sessions of bars (the day included) from which one day's features of ``sets``
+    are the whole history's: the longest ``memory`` of their features, GARCH aside (it is
+    filtered forward from its state and refit on ``risk.GARCH_HISTORY`` sessions). The
+    benchmark of beta/correlation is a per-date mean over the same bars; per-date
+    (cross-sectional) transforms read no other day."""
+    return max(memory(d, tolerance) for d in get(feature_names(sets))
+               if d.name not in STATEFUL)

@@ -10,6 +10,7 @@ run in one compiled call (``features.garch``), on ``arch``'s likelihood.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from alphaline.features.rolling import Moments, window_sum
 Wide = pd.DataFrame
 GARCH_MIN_OBS = 250
 MAX_PERSISTENCE = 0.999
+GARCH_HISTORY = 1000  # sessions of returns each refit reads
 
 
 def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
@@ -47,10 +49,38 @@ def _fit(returns: np.ndarray, start: tuple[float, float, float] | None = None
     return omega, alpha, beta
 
 
-def garch_forecast(close: Wide, refit_every: int,
-                   history: int = 1000) -> Wide:
-    """Next-day volatility forecast (daily, fraction) known at each close.
+@dataclass
+class GarchState:
+    """What the filter carries from one session to the next: each symbol's parameters of its
+    last refit (NaN: never fitted) and its variance after ``session`` (percent², NaN: none).
+    ``session`` counts sessions from the history's first (0), the origin of the refit
+    schedule."""
 
+    session: int
+    symbols: pd.Index
+    params: np.ndarray
+    var: np.ndarray
+
+    def on(self, symbols: pd.Index) -> GarchState:
+        """The same state over ``symbols`` (a symbol new to it: never fitted)."""
+        pos = self.symbols.get_indexer(symbols)
+        params = np.full((len(symbols), 3), np.nan)
+        var = np.full(len(symbols), np.nan)
+        have = pos >= 0
+        params[have], var[have] = self.params[pos[have]], self.var[pos[have]]
+        return GarchState(self.session, pd.Index(symbols), params, var)
+
+
+def garch_run(close: Wide, refit_every: int, history: int = GARCH_HISTORY,
+              state: GarchState | None = None, new: int = 1) -> tuple[Wide, GarchState]:
+    """Next-day volatility forecasts (daily, fraction) known at each close, and the state
+    after the last row.
+
+    ``state=None``: ``close`` is the whole history (its first row is session 0). Otherwise
+    ``close`` ends with the ``new`` sessions after ``state.session`` and carries, before
+    them, the sessions a refit among them reads (up to ``history``): only the ``new`` rows
+    are filtered (the others are NaN), the refit schedule counted from the same origin, so
+    the values are the whole history's.
     At each refit every symbol with enough returns is fitted in one call
     (``features.garch.fit``, ``arch``'s likelihood, warm-started from its last fit), then
     the filter runs day by day for all symbols at once.
@@ -60,12 +90,23 @@ def garch_forecast(close: Wide, refit_every: int,
     values[~np.isfinite(values)] = np.nan  # ±inf is missing: it would poison the filter
     sessions, symbols = values.shape
     out = np.full(values.shape, np.nan)
-    params = np.full((symbols, 3), np.nan)
-    var = np.full(symbols, np.nan)
-    for t in range(sessions):
+    if state is None:
+        first, origin = 0, 0
+        params = np.full((symbols, 3), np.nan)
+        var = np.full(symbols, np.nan)
+    else:
+        state = state.on(close.columns)
+        params, var = state.params.copy(), state.var.copy()
+        first = sessions - new
+        origin = state.session + 1 - first
+    for i in range(first, sessions):
+        t = origin + i
         refit = np.zeros(symbols, dtype=bool)
         if t % refit_every == 0 and t + 1 >= GARCH_MIN_OBS:
-            seen = values[max(0, t + 1 - history): t + 1]
+            if i < t and i < history:  # the window's first return needs the close before it
+                raise ValueError(f"the GARCH refit at session {t} reads {history} returns: "
+                                 f"give {history + 1} sessions of closes, not {i + 1}")
+            seen = values[max(0, i + 1 - history): i + 1]
             finite = np.isfinite(seen)
             cols = np.flatnonzero(finite.sum(axis=0) >= GARCH_MIN_OBS)
             fitted, _ = garch.fit(seen[:, cols].T, start=params[cols])
@@ -81,14 +122,20 @@ def garch_forecast(close: Wide, refit_every: int,
             for x, m in zip(seen[:, cols], finite[:, cols], strict=True):
                 v = np.where(m, fitted[:, 0] + fitted[:, 1] * x * x + fitted[:, 2] * v, v)
             var[cols] = v
-            out[t, cols] = np.sqrt(v) / 100
+            out[i, cols] = np.sqrt(v) / 100
             refit[cols] = True
-        x = values[t]
+        x = values[i]
         step = ~refit & np.isfinite(params[:, 0]) & np.isfinite(x)
         with np.errstate(invalid="ignore"):
             var = np.where(step, params[:, 0] + params[:, 1] * x * x + params[:, 2] * var, var)
-        out[t, step] = np.sqrt(var[step]) / 100
-    return pd.DataFrame(out, index=close.index, columns=close.columns)
+        out[i, step] = np.sqrt(var[step]) / 100
+    end = GarchState(origin + sessions - 1, pd.Index(close.columns), params, var)
+    return pd.DataFrame(out, index=close.index, columns=close.columns), end
+
+
+def garch_forecast(close: Wide, refit_every: int, history: int = GARCH_HISTORY) -> Wide:
+    """Next-day volatility forecast over the whole history in ``close`` (``garch_run``)."""
+    return garch_run(close, refit_every, history)[0]
 
 
 def historical_var(returns: Wide, window: int, level: float) -> Wide:
