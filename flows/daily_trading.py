@@ -57,9 +57,12 @@ def validate_and_store(project: Project, batch: pd.DataFrame, day: dt.date
 
 @task(cache_policy=NO_CACHE)
 def refresh_features(project: Project, bars: pd.DataFrame, day: dt.date):
+    """The day's features appended to the live table (the whole history when it cannot be:
+    no table yet, a missed session, a corporate action; the log says which)."""
     fp = project.params.features
-    tables = featurize.build(bars, fp, parallel.mapper(fp.parallel), fp.parallel.chunks)
-    store = featurize.write_live(project, tables)  # the live table and its own Feast repo
+    live = featurize.build_day(bars, fp, day, featurize.read_live(project),
+                               parallel.mapper(fp.parallel), fp.parallel.chunks)
+    store = featurize.write_live_day(project, live)  # the live table and its own Feast repo
     feast_store.materialize_day(store, pd.Timestamp(day), project.params.data.calendar)
     return store
 

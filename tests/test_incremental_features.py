@@ -21,9 +21,16 @@ from alphaline.features.definitions import (
     lookback,
     memory,
 )
-from alphaline.pipelines.featurize import build_day, build_live
+from alphaline.pipelines.featurize import (
+    LiveFeatures,
+    _why_full,
+    build_day,
+    build_live,
+    read_live,
+    write_live_day,
+)
 from alphaline.pipelines.synthetic import generate_market
-from tests.conftest import REPO
+from tests.conftest import REPO, make_project
 
 NAMES = feature_names(SETS)
 REFIT = 20
@@ -118,3 +125,29 @@ def test_earlier_rows_are_kept_and_a_gap_recomputes_the_history(market, params, 
         skipped = build_day(bars, params, days[-1], stale)  # three sessions missed
     assert "not on the session before" in caplog.text
     pd.testing.assert_frame_equal(skipped.features, full.features)
+
+
+def test_the_live_table_and_garch_state_survive_their_files(tmp_path, market):
+    """The daily flow's path: read the live table and state, append the day, write both;
+    a state that does not match the table (a crash between the writes) recomputes."""
+    bars, days = market
+    project = make_project(tmp_path / "project", features__sets=list(SETS),
+                           features__garch_refit_every=REFIT, features__benchmark=None)
+    fp = project.params.features
+    assert read_live(project) is None
+    write_live_day(project, build_day(bars, fp, days[0], None))  # no table: the history
+    for day in days[1:]:
+        write_live_day(project, build_day(bars, fp, day, read_live(project)))
+    final = read_live(project)
+    want = build_live(bars, fp)
+    pd.testing.assert_frame_equal(final.features[["symbol", "date"]],
+                                  want.features[["symbol", "date"]], check_dtype=False)
+    np.testing.assert_allclose(final.features[NAMES].to_numpy(dtype="float64"),
+                               want.features[NAMES].to_numpy(dtype="float64"), rtol=RTOL,
+                               atol=ATOL, equal_nan=True)
+    np.testing.assert_array_equal(final.garch.var, want.garch.on(final.garch.symbols).var)
+    # The table of the day before with the state of the day: the state was written, the
+    # table not (or the other way round): the day is recomputed from the history.
+    torn = LiveFeatures(final.features[final.features["date"] < days[-1]], final.garch)
+    dates = pd.DatetimeIndex(np.sort(bars["date"].unique()))
+    assert "GARCH state" in _why_full(bars, dates, days[-1], NAMES, torn)
