@@ -170,6 +170,16 @@ def build_live(bars: pd.DataFrame, params: FeatureParams, mapper: Mapper = seria
     return LiveFeatures(_cross_section(feats, bars, names, params), state)
 
 
+def _through(live: LiveFeatures | None, dates: pd.DatetimeIndex, names: list[str]) -> bool:
+    """Whether ``live`` is the table of exactly ``dates`` (its GARCH state included)."""
+    if live is None or live.features.empty or list(live.features.columns) != [*KEYS, *names]:
+        return False
+    span = (pd.Timestamp(live.features["date"].min()), pd.Timestamp(live.features["date"].max()))
+    garch_ok = "garch_vol" not in names or (live.garch is not None
+                                            and live.garch.session == len(dates) - 1)
+    return span == (dates[0], dates[-1]) and garch_ok
+
+
 def _why_full(bars: pd.DataFrame, dates: pd.DatetimeIndex, day: pd.Timestamp,
               names: list[str], previous: LiveFeatures | None) -> str | None:
     """Why ``day`` cannot be appended to ``previous`` (None: it can)."""
@@ -225,6 +235,10 @@ def build_day(bars: pd.DataFrame, params: FeatureParams, day, previous: LiveFeat
     check_inputs(names, provided_fields(bars), "the validated bars")
     bars = with_all_fields(bars[bars["date"] <= day])
     dates = pd.DatetimeIndex(np.sort(bars["date"].unique()))
+    if day not in dates and len(dates) and _through(previous, dates, names):
+        logger.info("features for %s: no bars that day; the live table through %s stands",
+                    day.date(), dates[-1].date())
+        return previous
     reason = _why_full(bars, dates, day, names, previous)
     if reason is not None:
         logger.info("features for %s: the whole history (%s)", day.date(), reason)

@@ -151,3 +151,10 @@ def test_the_live_table_and_garch_state_survive_their_files(tmp_path, market):
     torn = LiveFeatures(final.features[final.features["date"] < days[-1]], final.garch)
     dates = pd.DatetimeIndex(np.sort(bars["date"].unique()))
     assert "GARCH state" in _why_full(bars, dates, days[-1], NAMES, torn)
+
+
+def test_a_day_without_bars_keeps_the_table(market, params, runs):
+    bars, days = market
+    _, live = runs
+    after = days[-1] + pd.offsets.BDay(1)  # no bars yet
+    assert build_day(bars, params, after, live) is live
