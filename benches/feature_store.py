@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CALENDAR = "XNYS"
+CACHE = Path(tempfile.gettempdir())  # the table outlives each stage's scratch folder
 
 
 def _rss_mb() -> float:
@@ -43,7 +45,7 @@ def _rss_mb() -> float:
 
 def _table(args) -> Path:
     """The random feature table (cached in the temp folder), stamped at each session close."""
-    path = Path(tempfile.gettempdir()) / f"alphaline-bench-feast-{args.symbols}x{args.days}.parquet"
+    path = CACHE / f"alphaline-bench-feast-{args.symbols}x{args.days}.parquet"
     if path.exists():
         return path
     import numpy as np
@@ -194,6 +196,15 @@ def _online_packed(table: Path, names: list[str], reads: int) -> dict:
 
 
 def stage(name: str, args) -> dict:
+    """One stage; its scratch repos (under a temp folder of their own) are removed after."""
+    tempfile.tempdir = tempfile.mkdtemp(prefix="alphaline-bench-feast-")
+    try:
+        return _stage(name, args)
+    finally:
+        shutil.rmtree(tempfile.tempdir, ignore_errors=True)
+
+
+def _stage(name: str, args) -> dict:
     table = _table(args)
     names = _names()
     if name == "table":
