@@ -259,8 +259,9 @@ def build_day(bars: pd.DataFrame, params: FeatureParams, day, previous: LiveFeat
     feats = _cross_section(feats, bars[bars["date"] == day], names, params)
     logger.info("features for %s: one session from %d sessions of bars", day.date(),
                 t + 1 - dates.get_loc(start))
-    table = pd.concat([previous.features, feats], ignore_index=True)
-    return LiveFeatures(table.sort_values(KEYS, ignore_index=True), state)
+    # Appended, not re-sorted (a sort of the whole table costs more than the day's features):
+    # the history in (symbol, date) order, then each day's rows by symbol.
+    return LiveFeatures(pd.concat([previous.features, feats], ignore_index=True), state)
 
 
 def read_live(project: Project) -> LiveFeatures | None:
@@ -282,10 +283,15 @@ def read_live(project: Project) -> LiveFeatures | None:
 
 
 def write_live_day(project: Project, live: LiveFeatures):
-    """The live table (``write_live``) and the GARCH state beside it; the state is written
+    """The live table (as ``write_live`` writes it) and the GARCH state beside it, and the
+    live Feast store over them; the state is written
     last, so a crash between the two leaves a state that no longer matches the table (and
     the next day recomputes the history)."""
-    store = write_live(project, FeatureTables(live.features, pd.DataFrame()))
+    feats, cal = live.features, project.params.data.calendar
+    codes, days = pd.factorize(feats["date"])  # the close of each session once, not per row
+    stamps = feast_store.session_close(pd.Series(days), cal).to_numpy()[codes]
+    write_parquet(feats.assign(**{feast_store.TIMESTAMP: stamps}), project.live_feature_table)
+    store = open_live_store(project)
     state_path = project.live_feature_table.with_name(GARCH_STATE)
     if live.garch is None:
         state_path.unlink(missing_ok=True)

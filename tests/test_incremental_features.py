@@ -21,6 +21,7 @@ from alphaline.features.definitions import (
     lookback,
     memory,
 )
+from alphaline.features.store import TIMESTAMP, session_close
 from alphaline.pipelines.featurize import (
     LiveFeatures,
     _why_full,
@@ -138,7 +139,11 @@ def test_the_live_table_and_garch_state_survive_their_files(tmp_path, market):
     write_live_day(project, build_day(bars, fp, days[0], None))  # no table: the history
     for day in days[1:]:
         write_live_day(project, build_day(bars, fp, day, read_live(project)))
+    raw = pd.read_parquet(project.live_feature_table)  # what Feast reads: each row's close
+    pd.testing.assert_series_equal(
+        raw[TIMESTAMP], session_close(raw["date"], "XNYS").rename(TIMESTAMP), check_dtype=False)
     final = read_live(project)
+    final.features = final.features.sort_values(["symbol", "date"], ignore_index=True)
     want = build_live(bars, fp)
     pd.testing.assert_frame_equal(final.features[["symbol", "date"]],
                                   want.features[["symbol", "date"]], check_dtype=False)
