@@ -1,6 +1,7 @@
 """Feature computation at scale, and Feast at that size.
 
     python benches/features.py [--symbols 500] [--days 2520] [--reference-symbols 25]
+                               [--parts alpha158 reference all_but_garch all_sets feast daily]
 
 Each stage runs in its own child process, so its peak RSS is its own. Stages:
 
@@ -12,7 +13,10 @@ Each stage runs in its own child process, so its peak RSS is its own. Stages:
 - ``all_sets``, ``all_but_garch``: every set (211 features) with and without the GARCH
   forecast (per-symbol ``arch`` fits dominate);
 - ``feast``: the training-set join through ``get_historical_features`` for every row and
-  feature, and online retrieval of every feature for all symbols after ``materialize``.
+  feature, and online retrieval of every feature for all symbols after ``materialize``;
+- ``daily``: the daily flow's features step, all sets: the whole history (what it ran
+  every day) against one session appended (``featurize.build_day``) on an ordinary and on
+  a GARCH refit day (``--parts daily`` runs it alone).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PARTS = ("alpha158", "reference", "all_but_garch", "all_sets", "feast", "daily")
 
 
 def _bars(args) -> Path:
@@ -103,7 +108,58 @@ def stage(name: str, bars_path: Path, args) -> dict:
         return {"historical_seconds": historical, "rows": rows, "features": len(names),
                 "materialize_day_seconds": materialize,
                 "online_ms_median": float(np.median(times)) * 1000, "symbols": len(symbols)}
+    if name == "daily":
+        return daily(bars)
     raise ValueError(name)
+
+
+def daily(bars) -> dict:
+    """The daily flow's features step (``refresh_features``), all sets, GARCH refit every
+    63 sessions, in a scratch project: the whole history and its write (what the flow ran
+    every day), against reading the live table, appending one session (``build_day``) and
+    writing it back, on an ordinary day and on a refit day. Feast's materialize is apart."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from alphaline.config import load_params
+    from alphaline.features.definitions import SETS, lookback
+    from alphaline.pipelines.featurize import build_day, build_live, read_live, write_live_day
+    from alphaline.project import Project
+
+    refit = 63
+    root = Path(tempfile.mkdtemp(prefix="alphaline-daily-"))
+    params = load_params(REPO / "params.yaml").with_overrides(
+        {"features.sets": list(SETS), "features.garch_refit_every": refit,
+         "features.benchmark": None})
+    (root / "params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
+    project = Project.load(root)
+    project.ensure_dirs()
+    fp = project.params.features
+    dates = np.sort(bars["date"].unique())
+    t = (len(dates) - 1) // refit * refit  # the last refit day; the day before is ordinary
+    bars = bars[bars["date"] <= dates[t]]
+    start = time.perf_counter()
+    live = build_live(bars[bars["date"] < dates[t - 1]], fp)
+    full_compute = time.perf_counter() - start
+    write_live_day(project, live)
+    full = time.perf_counter() - start
+    figures = {"full_compute_seconds": full_compute, "full_seconds": full}
+    for day, kind in ((dates[t - 1], "day"), (dates[t], "refit_day")):
+        start = time.perf_counter()
+        previous = read_live(project)
+        read = time.perf_counter()
+        live = build_day(bars, fp, day, previous)
+        computed = time.perf_counter()
+        write_live_day(project, live)
+        end = time.perf_counter()
+        figures |= {f"{kind}_read_seconds": read - start,
+                    f"{kind}_compute_seconds": computed - read,
+                    f"{kind}_write_seconds": end - computed, f"{kind}_seconds": end - start}
+    assert live.features["date"].max() == pd.Timestamp(dates[t])
+    shutil.rmtree(root, ignore_errors=True)
+    return figures | {"lookback_sessions": lookback(SETS), "history_sessions": t - 1,
+                      "rows": len(live.features), "columns": live.features.shape[1] - 2}
 
 
 def run_child(name: str, args) -> dict:
@@ -130,14 +186,15 @@ def main() -> None:
     parser.add_argument("--reference-symbols", type=int, default=25)
     parser.add_argument("--stage", default=None)
     parser.add_argument("--skip", nargs="*", default=[])
+    parser.add_argument("--parts", nargs="*", default=list(PARTS), choices=PARTS)
     args = parser.parse_args()
     bars_path = _bars(args)
     if args.stage:
         print(json.dumps(stage(args.stage, bars_path, args)))
         return
     results = {}
-    for name in ("alpha158", "reference", "all_but_garch", "all_sets", "feast"):
-        if name in args.skip:
+    for name in PARTS:
+        if name in args.skip or name not in args.parts:
             continue
         results[name] = run_child(name, args)
         print(f"{name:<14} {json.dumps(results[name])}", flush=True)
@@ -161,6 +218,14 @@ def main() -> None:
                     "feast_features": f["features"],
                     "feast_online_ms": round(f["online_ms_median"], 1),
                     "feast_peak_rss_mb": f["peak_rss_mb"]}
+    if "daily" in results:
+        d = results["daily"]
+        figures |= {f"daily_{k}": round(v, 2) for k, v in d.items()
+                    if k.endswith("seconds")}
+        figures |= {"daily_speedup": round(d["full_seconds"] / d["day_seconds"], 1),
+                    "daily_refit_speedup": round(d["full_seconds"] / d["refit_day_seconds"], 1),
+                    "daily_lookback_sessions": d["lookback_sessions"],
+                    "daily_peak_rss_mb": d["peak_rss_mb"]}
     print(json.dumps(figures))
 
 
