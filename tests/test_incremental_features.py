@@ -163,3 +163,24 @@ def test_a_day_without_bars_keeps_the_table(market, params, runs):
     _, live = runs
     after = days[-1] + pd.offsets.BDay(1)  # no bars yet
     assert build_day(bars, params, after, live) is live
+
+
+def test_per_date_transforms_apply_to_the_day_alone(market, params):
+    """Winsorized, ranked and market-neutral: the day's rows equal the whole history's."""
+    bars, days = market
+    cs = params.cross_section.model_copy(update={"method": "rank", "winsorize": 0.1,
+                                                 "neutralize": ["market"]})
+    fp = params.model_copy(update={"sets": ["core", "risk"], "cross_section": cs})
+    names = feature_names(fp.sets)
+    live = build_live(bars[bars["date"] < days[1]], fp)
+    for day in days[1:3]:  # the refit day, then an ordinary one
+        live = build_day(bars, fp, day, live)
+    full = build_live(bars[bars["date"] <= days[2]], fp).features
+    order = ["date", "symbol"]  # appended days follow the history: compare by key
+    got = live.features[live.features["date"].isin(days[1:3])].sort_values(order)
+    want = full[full["date"].isin(days[1:3])].sort_values(order)
+    assert got[order].to_numpy().tolist() == want[order].to_numpy().tolist()
+    np.testing.assert_allclose(got[names].to_numpy(dtype="float64"),
+                               want[names].to_numpy(dtype="float64"), rtol=RTOL, atol=ATOL,
+                               equal_nan=True)
+    assert np.nanmax(np.abs(got["ret_1"].to_numpy())) <= 1.0  # ranks, centred
