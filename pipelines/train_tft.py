@@ -67,9 +67,16 @@ def tft_family(p: Params) -> str:
             f"|h={p.features.label_horizon}")
 
 
+def stack_own_family(p: Params) -> str:
+    """Where each stack evaluated is recorded as a trial of its own."""
+    return (f"{p.model.name}|stack|features={','.join(sorted(p.features.sets))}"
+            f"|h={p.features.label_horizon}")
+
+
 def stack_family(trees_family: str, p: Params) -> str:
-    """The stack was chosen after both searches: its DSR counts the trials of both."""
-    return f"{trees_family} + {tft_family(p)}"
+    """The stack was chosen after both searches: its DSR counts the trials of both, and
+    every stack evaluated before."""
+    return f"{trees_family} + {tft_family(p)} + {stack_own_family(p)}"
 
 
 def sequence_inputs(ts: TrainingSet, close: pd.DataFrame) -> pd.DataFrame:
@@ -176,7 +183,7 @@ def fit_stack(p: Params, ts: TrainingSet, tft: SequenceCandidate, trees: TrainRe
     q, h = p.portfolio.quantile, p.features.label_horizon
     record_ensemble(storage, f"{p.model.name}-{ts.fingerprint[:12]}-stack",
                     mean_rank_ic(oos["score"], oos["label"], oos["date"]),
-                    sharpe(long_short_returns(oos, q, h)), family=tft_family(p))
+                    sharpe(long_short_returns(oos, q, h)), family=stack_own_family(p))
     metrics = oos_metrics(oos, p, family_trials(storage, family), cost)
     tree_recipe = {k: v for k, v in trees.recipe.items() if k != "kind"}
     recipe = {"kind": "stack", "trees": tree_recipe, "tft": tft.recipe["tft"],
