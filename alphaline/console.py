@@ -236,7 +236,8 @@ def start_run(command: str, log_dir: Path | None = None, *, rich_console: Any | 
             end_run()
         handler = console_handler(rich_console)
         run = RunLog(command, handler)
-        replaced = [h for h in root.handlers if _console_stream_handler(h)]
+        original = root.handlers[:]
+        replaced = [h for h in original if _console_stream_handler(h)]
         for h in replaced:
             root.removeHandler(h)
         root.addHandler(handler)
@@ -261,8 +262,10 @@ def start_run(command: str, log_dir: Path | None = None, *, rich_console: Any | 
 
         def restore() -> None:
             root.removeHandler(handler)
-            for h in replaced:
-                root.addHandler(h)
+            # the handlers in their original order (the replaced ones back in their places),
+            # then any a library added meanwhile
+            kept = [h for h in original if h in replaced or h in root.handlers]
+            root.handlers[:] = kept + [h for h in root.handlers if h not in kept]
             root.setLevel(old_level)
             for n, lvl in chatty.items():
                 logging.getLogger(n).setLevel(lvl)
