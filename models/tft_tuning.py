@@ -22,7 +22,7 @@ from alphaline.config import TFTSearchSpace
 from alphaline.models.cv import Split, cross_val_predict
 from alphaline.models.metrics import long_short_returns, mean_rank_ic, sharpe
 from alphaline.models.tft import TFTConfig, TFTForecaster
-from alphaline.models.tuning import TuningResult
+from alphaline.models.tuning import TuningResult, open_study
 
 # pytorch-forecasting replaces a non-finite loss by a constant and warns with this text; the
 # backward pass then fails with an unrelated message, so the warning is turned into the error
@@ -70,15 +70,9 @@ def tune_tft(X: pd.DataFrame, y: pd.Series, dates: pd.Series, symbols: pd.Series
         raise ValueError(f"horizon {horizon} differs from the TFT config's {base.horizon}")
     _check_space(space)
     features = [c for c in X.columns if c not in ("symbol", "ret")]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials,
-                                           n_warmup_steps=1),
-    )
-    study.set_user_attr("objective", "tft")
-    study.set_user_attr("family", family)
+    study = open_study(study_name, storage, seed=seed,
+                       pruner_startup_trials=pruner_startup_trials, objective="tft",
+                       family=family)
 
     def objective_fn(trial: optuna.Trial) -> float:
         config = replace(base, **suggest_tft(trial, space))

@@ -69,14 +69,10 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict:
     return out
 
 
-def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
-                symbols: pd.Series, splits: list[Split], *, sample_weight: np.ndarray | None,
-                n_trials: int, seed: int, storage: str, study_name: str, base_params: dict,
-                space: SearchSpace, pruner_startup_trials: int, n_jobs: int, quantile: float,
-                horizon: int, timeout_s: float | None = None,
-                callbacks: list | None = None, family: str | None = None) -> TuningResult:
-    """``base_params``: the member parameters that are not searched (``n_estimators``,
-    ``seed``, the LambdaRank settings)."""
+def open_study(study_name: str, storage: str, *, seed: int, pruner_startup_trials: int,
+               objective: str, family: str | None) -> optuna.Study:
+    """A search's study (TPE seeded, median pruning after the first fold), created or
+    reopened, tagged with what it tunes and the recipe family whose trials it adds to."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
@@ -87,6 +83,20 @@ def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
     study.set_user_attr("objective", objective)
     if family is not None:
         study.set_user_attr("family", family)
+    return study
+
+
+def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
+                symbols: pd.Series, splits: list[Split], *, sample_weight: np.ndarray | None,
+                n_trials: int, seed: int, storage: str, study_name: str, base_params: dict,
+                space: SearchSpace, pruner_startup_trials: int, n_jobs: int, quantile: float,
+                horizon: int, timeout_s: float | None = None,
+                callbacks: list | None = None, family: str | None = None) -> TuningResult:
+    """``base_params``: the member parameters that are not searched (``n_estimators``,
+    ``seed``, the LambdaRank settings)."""
+    study = open_study(study_name, storage, seed=seed,
+                       pruner_startup_trials=pruner_startup_trials, objective=objective,
+                       family=family)
 
     def objective_fn(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, space), "objective": objective}
