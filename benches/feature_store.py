@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child import run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 CALENDAR = "XNYS"
@@ -223,15 +222,11 @@ def _stage(name: str, args) -> dict:
 
 
 def run_child(name: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--stage", name, "--symbols", str(args.symbols),
-           "--days", str(args.days), "--online-reads", str(args.online_reads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"stage {name} failed")
-    figures = json.loads(out.strip().splitlines()[-1])
-    figures["process_peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    """Run one stage in a child process; add that child's own peak RSS (MB)."""
+    figures, peak = run_stage(__file__, [
+        "--stage", name, "--symbols", str(args.symbols), "--days", str(args.days),
+        "--online-reads", str(args.online_reads)])
+    figures["process_peak_rss_mb"] = peak
     return figures
 
 

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child import run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("alpha158", "reference", "all_but_garch", "all_sets", "feast", "daily")
@@ -164,15 +163,10 @@ def daily(bars) -> dict:
 
 def run_child(name: str, args) -> dict:
     """Run one stage in a child process; add that child's own peak RSS (MB)."""
-    cmd = [sys.executable, __file__, "--stage", name, "--symbols", str(args.symbols),
-           "--days", str(args.days), "--reference-symbols", str(args.reference_symbols)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"stage {name} failed")
-    figures = json.loads(out.strip().splitlines()[-1])
-    figures["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    figures, peak = run_stage(__file__, [
+        "--stage", name, "--symbols", str(args.symbols), "--days", str(args.days),
+        "--reference-symbols", str(args.reference_symbols)])
+    figures["peak_rss_mb"] = peak
     return figures
 
 
