@@ -37,12 +37,16 @@ def test_one_view_per_set_and_requests_name_only_their_sets(tmp_path):
     pd.DataFrame(columns=["symbol", feast_store.TIMESTAMP, *names]).to_parquet(table)
     store = feast_store.open_store(tmp_path / "repo", table, names)
     views = {v.name: [f.name for f in v.features] for v in store.list_feature_views()}
-    assert views == {feast_store.view_name(s): feature_names([s]) for s in SETS}
+    assert views == {
+        **{feast_store.view_name(s): feature_names([s]) for s in SETS},
+        **{feast_store.online_view_name(s): [feast_store.vector_name(s)] for s in SETS}}
+    assert feast_store.online_columns(store) == {s: feature_names([s]) for s in SETS}
     refs = feast_store.feature_refs(["ret_5", "KMID", "ret_1"])
     assert refs == ["core:ret_5", "alpha158:KMID", "core:ret_1"]
     # Narrowing the sets drops the views no longer selected (materialize would write them).
     store = feast_store.open_store(tmp_path / "repo", table, feature_names(["core"]))
-    assert [v.name for v in store.list_feature_views()] == [feast_store.view_name("core")]
+    assert sorted(v.name for v in store.list_feature_views()) == [
+        feast_store.view_name("core"), feast_store.online_view_name("core")]
 
 
 def test_rows_are_stamped_at_the_session_close():
@@ -81,6 +85,20 @@ def test_materialize_then_online_matches_the_table(repo):
     online = online.sort_values("symbol").reset_index(drop=True)
     np.testing.assert_allclose(online[feature_names()].to_numpy(dtype=float),
                                offline[feature_names()].to_numpy(dtype=float), rtol=1e-12)
+    # A subset in any order, across the packed vector; an unknown symbol reads as missing.
+    names = ["vol_20", "ret_1", "rsi_14"]
+    some = feast_store.online_vectors(store, ["SYN003", "NOPE", "SYN001"], names)
+    assert list(some.columns) == ["symbol", *names]
+    assert some["symbol"].tolist() == ["SYN003", "NOPE", "SYN001"]
+    assert some.iloc[1][names].isna().all()
+    want = offline.set_index("symbol").loc[["SYN003", "SYN001"], names].to_numpy(dtype=float)
+    np.testing.assert_allclose(some.iloc[[0, 2]][names].to_numpy(dtype=float), want,
+                               rtol=1e-12)
+    # The serving read goes through the packed views only: no scalar view is online.
+    assert not [v.name for v in store.list_feature_views() if v.online
+                and v.name not in {feast_store.online_view_name(s) for s in SETS}]
+    with pytest.raises(KeyError, match="serves no"):
+        feast_store.online_vectors(store, ["SYN001"], ["KMID"])  # alpha158 not served here
 
 
 def test_chunked_historical_join_equals_one_join(repo):
