@@ -172,12 +172,20 @@ class SearchSpace(_Section):
     lambda_l2: FloatRange
 
 
+class TuningParallelParams(_Section):
+    runner: Literal["none", "dask"]
+    workers: Annotated[int, Field(ge=1, le=256)]
+    batch: Annotated[int, Field(ge=1, le=256)]
+
+
 class TuningParams(_Section):
     n_trials: Annotated[int, Field(ge=1, le=10000)]
     seed: Annotated[int, Field(ge=0)]
     timeout_s: Annotated[int, Field(ge=1)]
     pruner_startup_trials: Annotated[int, Field(ge=0, le=1000)]
     search_space: SearchSpace
+    parallel: TuningParallelParams
+    date_stride: Annotated[int, Field(ge=1, le=20)]
 
 
 class SampleWeightParams(_Section):

@@ -167,10 +167,12 @@ def featurize(root: RootOpt = None) -> None:
 @command
 def train(root: RootOpt = None) -> None:
     """Tune and train on the Feast training set; register the model as challenger."""
+    from alphaline.flows.parallel import trial_runner
     from alphaline.pipelines.train import run_train
 
     project = _project(root)
-    out = run_train(project)  # a bar per Optuna study, then the walk-forward folds' bar
+    # a bar per Optuna study, then the walk-forward folds' bar
+    out = run_train(project, run_trials=trial_runner(project.params.tuning.parallel))
     _print_metrics(f"challenger v{out.version} (out of sample)", out.oos)
 
 

@@ -41,7 +41,8 @@ def build_features(project: Project) -> int:
 
 @task(cache_policy=NO_CACHE)
 def tune_and_train(project: Project) -> dict:
-    return train.run_train(project).model_dump()
+    run_trials = parallel.trial_runner(project.params.tuning.parallel)
+    return train.run_train(project, run_trials=run_trials).model_dump()
 
 
 @task(cache_policy=NO_CACHE)

@@ -6,11 +6,22 @@ share), named after the dataset fingerprint so that reruns on the same data add 
 objective is the mean out-of-sample rank IC. Every trial's long-short Sharpe is kept (also
 for pruned trials, over the folds they reached) so that the Deflated Sharpe Ratio can
 count all trials tried.
+
+Trials are asked from the seeded sampler in batches of ``batch``; a batch's trials are
+evaluated one after another here, or at once on a Dask cluster (``flows.parallel``), each
+worker reporting its folds into the shared study storage. A trial is pruned against the
+trials completed before its batch started, so the same seed and batch give the same trials,
+values and pruning on any runner and any number of workers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 import optuna
@@ -86,38 +97,158 @@ def open_study(study_name: str, storage: str, *, seed: int, pruner_startup_trial
     return study
 
 
+@dataclass
+class TrialData:
+    """What every trial of a member's search fits on (shipped once to each Dask worker)."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    dates: pd.Series
+    symbols: pd.Series
+    splits: list[Split]
+    sample_weight: np.ndarray | None
+
+
+@dataclass
+class TrialJob:
+    """One asked trial: where it lives in the storage and how to evaluate it."""
+
+    storage: str
+    study_name: str
+    trial_id: int
+    number: int
+    params: dict
+    batch_start: int  # pruned against the trials completed before this trial number
+    pruner_startup_trials: int
+    quantile: float
+    horizon: int
+    n_jobs: int
+    data_path: str | None = None  # a pickled TrialData, for a worker in another process
+
+
+@dataclass
+class TrialOutcome:
+    number: int
+    state: str  # "complete" | "pruned" | "fail"
+    value: float | None = None
+    error: str | None = None
+
+
+TrialMap = Callable[[list[TrialJob], TrialData], list[TrialOutcome]]
+
+
+def serial_trials(jobs: list[TrialJob], data: TrialData) -> list[TrialOutcome]:
+    """Evaluate a batch here, one trial after another."""
+    return [run_trial(job, data) for job in jobs]
+
+
+class _CompletedBefore:
+    """A study as a pruner sees it when only the trials numbered below ``before`` exist."""
+
+    def __init__(self, study: optuna.Study, before: int):
+        self._study, self._before = study, before
+
+    def get_trials(self, deepcopy: bool = True, states=None):
+        return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states)
+                if t.number < self._before]
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)
+
+
+class BatchPruner(optuna.pruners.BasePruner):
+    """Median pruning against the trials completed before the trial's batch started: what
+    a batch-mate finishes first cannot change the decision, so runs are reproducible."""
+
+    def __init__(self, n_startup_trials: int, batch_start: int):
+        self._median = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
+                                                   n_warmup_steps=1)
+        self._batch_start = batch_start
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return self._median.prune(_CompletedBefore(study, self._batch_start), trial)
+
+
+@lru_cache(maxsize=1)
+def _shipped(path: str) -> TrialData:
+    return pd.read_pickle(path)
+
+
+def run_trial(job: TrialJob, data: TrialData | None = None) -> TrialOutcome:
+    """Fit the member on each fold, report the running rank IC into the trial's storage and
+    stop when pruned. Runs wherever the job is sent; ``data`` None reads ``job.data_path``
+    (once per worker process)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = data if data is not None else _shipped(job.data_path)
+    study = optuna.load_study(study_name=job.study_name, storage=job.storage,
+                              pruner=BatchPruner(job.pruner_startup_trials, job.batch_start))
+    trial = optuna.trial.Trial(study, job.trial_id)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+    def on_fold(k: int, so_far: pd.DataFrame) -> None:
+        ls = long_short_returns(so_far, job.quantile, job.horizon)
+        trial.set_user_attr("sharpe", sharpe(ls))
+        trial.set_user_attr("folds", k + 1)
+        trial.report(mean_rank_ic(so_far["score"], so_far["label"], so_far["date"]), step=k)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    try:
+        oos = cross_val_predict(lambda: LGBMMember(**job.params, n_jobs=job.n_jobs), data.X,
+                                data.y, dates=data.dates, symbols=data.symbols,
+                                splits=data.splits, sample_weight=data.sample_weight,
+                                on_fold=on_fold).predictions
+    except optuna.TrialPruned:
+        return TrialOutcome(job.number, "pruned")
+    except Exception as exc:  # recorded as a failed trial; the driver raises it
+        return TrialOutcome(job.number, "fail", error=f"{type(exc).__name__}: {exc}")
+    return TrialOutcome(job.number, "complete",
+                        mean_rank_ic(oos["score"], oos["label"], oos["date"]))
+
+
 def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
                 symbols: pd.Series, splits: list[Split], *, sample_weight: np.ndarray | None,
                 n_trials: int, seed: int, storage: str, study_name: str, base_params: dict,
                 space: SearchSpace, pruner_startup_trials: int, n_jobs: int, quantile: float,
                 horizon: int, timeout_s: float | None = None,
-                callbacks: list | None = None, family: str | None = None) -> TuningResult:
+                callbacks: list | None = None, family: str | None = None, batch: int = 1,
+                map_trials: TrialMap = serial_trials) -> TuningResult:
     """``base_params``: the member parameters that are not searched (``n_estimators``,
-    ``seed``, the LambdaRank settings)."""
+    ``seed``, the LambdaRank settings). ``n_trials`` more trials are added to the study, in
+    batches of ``batch`` that ``map_trials`` evaluates (here, or on a Dask cluster); no new
+    batch starts after ``timeout_s``."""
     study = open_study(study_name, storage, seed=seed,
                        pruner_startup_trials=pruner_startup_trials, objective=objective,
                        family=family)
-
-    def objective_fn(trial: optuna.Trial) -> float:
-        params = {**base_params, **suggest(trial, space), "objective": objective}
-
-        def on_fold(k: int, so_far: pd.DataFrame) -> None:
-            ls = long_short_returns(so_far, quantile, horizon)
-            trial.set_user_attr("sharpe", sharpe(ls))
-            trial.set_user_attr("folds", k + 1)
-            trial.report(mean_rank_ic(so_far["score"], so_far["label"], so_far["date"]),
-                         step=k)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        oos = cross_val_predict(lambda: LGBMMember(**params, n_jobs=n_jobs), X, y,
-                                dates=dates, symbols=symbols, splits=splits,
-                                sample_weight=sample_weight, on_fold=on_fold).predictions
-        return mean_rank_ic(oos["score"], oos["label"], oos["date"])
-
+    data = TrialData(X, y, dates, symbols, splits, sample_weight)
+    started, asked = time.monotonic(), 0
     with TrialProgress(f"tune {objective}", n_trials) as progress:
-        study.optimize(objective_fn, n_trials=n_trials, timeout=timeout_s,
-                       callbacks=[*(callbacks or []), progress], gc_after_trial=True)
+        while asked < n_trials and (timeout_s is None
+                                    or time.monotonic() - started < timeout_s):
+            trials = [study.ask() for _ in range(min(batch, n_trials - asked))]
+            asked += len(trials)
+            jobs = []
+            for trial in trials:
+                params = {**base_params, **suggest(trial, space), "objective": objective}
+                jobs.append(TrialJob(storage, study_name, trial._trial_id, trial.number,
+                                     params, trials[0].number, pruner_startup_trials,
+                                     quantile, horizon, n_jobs))
+            outcomes = {o.number: o for o in map_trials(jobs, data)}
+            failed = []
+            for trial in trials:
+                outcome = outcomes[trial.number]
+                if outcome.state == "complete":
+                    frozen = study.tell(trial, outcome.value)
+                elif outcome.state == "pruned":
+                    frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    frozen = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    failed.append(f"trial {trial.number}: {outcome.error}")
+                for callback in [*(callbacks or []), progress]:
+                    callback(study, frozen)
+            if failed:
+                raise RuntimeError(f"tuning {objective} in study {study_name} failed: "
+                                   + "; ".join(failed))
     best = study.best_trial
     sharpes = [t.user_attrs["sharpe"] for t in study.trials if "sharpe" in t.user_attrs]
     return TuningResult(
@@ -127,6 +258,11 @@ def tune_member(objective: str, X: pd.DataFrame, y: pd.Series, dates: pd.Series,
         n_trials=len(study.trials),
         trial_sharpes=[float(s) for s in sharpes if np.isfinite(s)],
     )
+
+
+def shipped_jobs(jobs: list[TrialJob], path: str) -> list[TrialJob]:
+    """The jobs pointed at a pickled :class:`TrialData` (for workers in other processes)."""
+    return [replace(job, data_path=path) for job in jobs]
 
 
 def record_ensemble(storage: str, study_name: str, rank_ic: float, sharpe_ratio: float,

@@ -10,6 +10,7 @@ and :func:`run_train` are the edges that log, register and write.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,10 +58,12 @@ from alphaline.models.registry import Registry
 from alphaline.models.signal import SignalModel
 from alphaline.models.tuning import (
     FamilyTrials,
+    TrialMap,
     TuningResult,
     family_trials,
     recipe_family,
     record_ensemble,
+    serial_trials,
     tune_member,
 )
 from alphaline.models.weights import sample_weights
@@ -197,17 +200,29 @@ def drift_reference(X: pd.DataFrame, scores: pd.Series, bins: int) -> dict:
             "score": reference_bins(scores, bins)}
 
 
+def here(search: Callable[[TrialMap], dict]) -> dict:
+    """Run a search's trial batches in this process (``flows.parallel.trial_runner`` runs
+    them on a Dask cluster)."""
+    return search(serial_trials)
+
+
 def tune_members(p: Params, ts: TrainingSet, splits: list[Split], w: np.ndarray,
-                 storage: str, callbacks: list | None = None, family: str | None = None
-                 ) -> dict[str, TuningResult]:
-    return {obj: tune_member(
-        obj, ts.X, ts.y, ts.dates, ts.symbols, splits, sample_weight=w,
-        n_trials=p.tuning.n_trials, seed=p.tuning.seed, storage=storage,
-        study_name=f"{p.model.name}-{ts.fingerprint[:12]}-{obj}", base_params=member_base(p),
-        space=p.tuning.search_space, pruner_startup_trials=p.tuning.pruner_startup_trials,
-        n_jobs=p.model.n_jobs, quantile=p.portfolio.quantile, horizon=p.features.label_horizon,
-        timeout_s=p.tuning.timeout_s, callbacks=callbacks, family=family)
-        for obj in p.model.objectives}
+                 storage: str, callbacks: list | None = None, family: str | None = None,
+                 run: Callable = here) -> dict[str, TuningResult]:
+    """Each objective's search in turn, all inside one ``run`` (one cluster for the three)."""
+    def search(map_trials: TrialMap) -> dict[str, TuningResult]:
+        return {obj: tune_member(
+            obj, ts.X, ts.y, ts.dates, ts.symbols, splits, sample_weight=w,
+            n_trials=p.tuning.n_trials, seed=p.tuning.seed, storage=storage,
+            study_name=f"{p.model.name}-{ts.fingerprint[:12]}-{obj}",
+            base_params=member_base(p), space=p.tuning.search_space,
+            pruner_startup_trials=p.tuning.pruner_startup_trials, n_jobs=p.model.n_jobs,
+            quantile=p.portfolio.quantile, horizon=p.features.label_horizon,
+            timeout_s=p.tuning.timeout_s, callbacks=callbacks, family=family,
+            batch=p.tuning.parallel.batch, map_trials=map_trials)
+            for obj in p.model.objectives}
+
+    return run(search)
 
 
 def family_of(p: Params) -> str:
@@ -223,6 +238,26 @@ def before_holdout(ts: TrainingSet, p: Params) -> tuple[TrainingSet, np.ndarray]
                       symbols=ts.symbols[keep].reset_index(drop=True),
                       fingerprint=ts.fingerprint)
     return sub, keep
+
+
+def tuning_set(ts: TrainingSet, p: Params) -> tuple[TrainingSet, np.ndarray, list[Split]]:
+    """The rows the trees' tuning fits on, and its folds: the sessions before the gate's
+    held-out period and, with ``tuning.date_stride`` k, every k-th of them (k times fewer
+    rows per trial; consecutive sessions' cross-sections say much the same about the
+    hyperparameters). The folds count, purge and embargo in those sessions, so a purge of h
+    of them spans at least h real sessions; ``cv.min_train_days`` is scaled by 1/k."""
+    keep = (ts.dates < holdout_start(ts.dates, p.gate.holdout_fraction)).to_numpy()
+    stride = p.tuning.date_stride
+    if stride > 1:
+        days = np.sort(ts.dates[keep].unique())
+        keep &= ts.dates.isin(days[::stride]).to_numpy()
+    sub = TrainingSet(X=ts.X[keep].reset_index(drop=True), y=ts.y[keep].reset_index(drop=True),
+                      dates=ts.dates[keep].reset_index(drop=True),
+                      symbols=ts.symbols[keep].reset_index(drop=True),
+                      fingerprint=ts.fingerprint)
+    splits = purged_walk_forward(sub.dates, p.cv.n_splits, p.features.label_horizon,
+                                 p.cv.embargo_days, -(-p.cv.min_train_days // stride))
+    return sub, keep, splits
 
 
 def walk_forward(recipe: dict, ts: TrainingSet, splits: list[Split], w: np.ndarray,
@@ -276,8 +311,9 @@ class Candidate:
 
 
 def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: ResearchCosts | None,
-                  callbacks: list | None = None) -> Candidate:
-    """Tune, fit, validate and explain one challenger on ``ts``."""
+                  callbacks: list | None = None, run_trials: Callable = here) -> Candidate:
+    """Tune, fit, validate and explain one challenger on ``ts``. ``run_trials``: where the
+    tuning trials run (``flows.parallel.trial_runner``; here by default)."""
     splits = folds(p, ts)
     horizon, q = p.features.label_horizon, p.portfolio.quantile
     per_year = sessions_per_year(p.data.calendar) / horizon
@@ -287,9 +323,9 @@ def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: ResearchCos
     # tuning never sees the gate's held-out period, so no CPCV test group chose the
     # hyperparameters the gate then scores
     family = family_of(p)
-    tune_set, tune_rows = before_holdout(ts, p)
-    tuned = tune_members(p, tune_set, folds(p, tune_set), w[tune_rows], storage, callbacks,
-                         family)
+    tune_set, tune_rows, tune_splits = tuning_set(ts, p)
+    tuned = tune_members(p, tune_set, tune_splits, w[tune_rows], storage, callbacks,
+                         family, run_trials)
     recipe = make_recipe(p, tuned, ts.features)
 
     oos = walk_forward(recipe, ts, splits, w, p.model.n_jobs, "walk-forward").predictions
@@ -395,14 +431,14 @@ def register_candidate(registry: Registry, p: Params, ts: TrainingSet, c: Candid
 
 
 def run_train(project: Project, callbacks: list | None = None,
-              ts: TrainingSet | None = None) -> TrainResult:
+              ts: TrainingSet | None = None, run_trials: Callable = here) -> TrainResult:
     """The train stage: training set from the catalog, fit, register, write its outputs."""
     p = project.params
     catalog = Catalog(project)
     ts = ts if ts is not None else catalog.training_set()
     candidate = fit_candidate(ts, p, storage=project.optuna_url,
                               cost=catalog_costs(p, catalog),
-                              callbacks=callbacks)
+                              callbacks=callbacks, run_trials=run_trials)
     catalog.save_oos(candidate.oos)
     result = register_candidate(Registry.for_project(project), p, ts, candidate)
     catalog.save_report("feature_validation.md", candidate.report.markdown())

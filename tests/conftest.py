@@ -24,6 +24,7 @@ SMALL = {
     "data.synthetic.n_symbols": 30,
     "data.synthetic.alpha_strength": 0.15,
     "tuning.n_trials": 3,
+    "tuning.parallel.batch": 3,  # asked together (tests/test_tuning_parallel.py: on Dask)
     "model.n_estimators": 40,
     "cv.n_splits": 3,
     "cv.min_train_days": 150,
