@@ -102,6 +102,11 @@ class CrossSectionParams(_Section):
     neutralize: list[Literal["market", "sector"]]
 
 
+class WorkersParams(_Section):
+    runner: Literal["none", "dask"]
+    workers: Annotated[int, Field(ge=1, le=256)]
+
+
 class ParallelParams(_Section):
     runner: Literal["none", "dask"]
     workers: Annotated[int, Field(ge=1, le=256)]
@@ -130,6 +135,7 @@ class CVParams(_Section):
     min_train_days: Annotated[int, Field(ge=20)]
     cpcv_groups: Annotated[int, Field(ge=3, le=20)]
     cpcv_test_groups: Annotated[int, Field(ge=1, le=10)]
+    parallel: WorkersParams
 
     @model_validator(mode="after")
     def _fewer_test_groups(self) -> CVParams:
@@ -172,9 +178,7 @@ class SearchSpace(_Section):
     lambda_l2: FloatRange
 
 
-class TuningParallelParams(_Section):
-    runner: Literal["none", "dask"]
-    workers: Annotated[int, Field(ge=1, le=256)]
+class TuningParallelParams(WorkersParams):
     batch: Annotated[int, Field(ge=1, le=256)]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import shutil
 import tempfile
@@ -77,6 +78,19 @@ def tuning_minutes(storage: str) -> dict[str, float]:
     return out
 
 
+class Timeline(logging.Handler):
+    """Each INFO line of the project's loggers with the minutes since the start, printed as it
+    comes: where inside a task the time went (tuning, walk-forward, CPCV splits)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.start = time.perf_counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        minutes = (time.perf_counter() - self.start) / 60
+        print(f"[{minutes:7.2f} min] {record.getMessage()[:160]}", flush=True)
+
+
 def main() -> None:
     from alphaline.runtime import configure_environment
 
@@ -109,6 +123,9 @@ def main() -> None:
     print(f"retrain of {args.symbols} symbols × {len(days)} sessions "
           f"({days[0].date()} .. {days[-1].date()}), {args.trials} trials per member, "
           f"sets {params.features.sets}, levers {levers or 'none'}; project {root}", flush=True)
+    timeline = Timeline()
+    logging.getLogger("alphaline").addHandler(timeline)
+    logging.getLogger("alphaline").setLevel(logging.INFO)
     try:
         start = time.perf_counter()
         state = retrain(root=str(root), as_of=days[-1].date(), reason="bench",

@@ -196,10 +196,12 @@ def train_tft(root: RootOpt = None) -> None:
 @command
 def evaluate(root: RootOpt = None) -> None:
     """Gate the challenger: absolute limits, then the champion on the same CPCV paths."""
+    from alphaline.flows.parallel import fold_mapper
     from alphaline.pipelines.evaluate import run_evaluate
 
     project = _project(root)
-    decision = run_evaluate(project)  # a bar over the CPCV splits of each recipe
+    # a bar over the CPCV splits of each recipe
+    decision = run_evaluate(project, map_folds=fold_mapper(project.params.cv.parallel))
     verdict = "[green]promoted to champion[/green]" if decision.promote \
         else "[yellow]not promoted[/yellow]"
     console.print(f"gate: {verdict}")

@@ -4,6 +4,7 @@ Features: the flow runs the same ``compute_features`` call on groups of symbols 
 single-process path runs on all of them; ``featurize.build`` joins the parts.
 Tuning: a member's Optuna search evaluates each batch of asked trials on the cluster
 (``models.tuning``); the same seed and batch give the same trials as in one process.
+The gate: the CPCV splits of a recipe are fitted as one task each (``models.cv``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from alphaline.config import ParallelParams, TuningParallelParams
+from alphaline.config import ParallelParams, TuningParallelParams, WorkersParams
+from alphaline.models.cv import FoldMap
 from alphaline.models.tuning import (
     TrialData,
     TrialJob,
@@ -103,3 +105,29 @@ def trial_runner(parallel: TuningParallelParams) -> TrialRunner:
             shutil.rmtree(scratch, ignore_errors=True)
 
     return tuning_trials
+
+
+# --- CV folds: the gate's CPCV splits fitted at once on the cluster ---------------------
+
+@task(cache_policy=NO_CACHE)
+def cv_fold(fit_fold: Callable[[int], T], k: int) -> T:
+    return fit_fold(k)
+
+
+def fold_mapper(parallel: WorkersParams) -> FoldMap | None:
+    """Where ``cross_val_predict`` fits its folds: here (None), or with ``dask`` one Prefect
+    task per fold on a local cluster of ``workers`` processes (one cluster per call: the
+    challenger's CPCV, then the champion's)."""
+    if parallel.runner == "none":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": parallel.workers,
+                                            "threads_per_worker": 1, "processes": True})
+
+    @flow(name="cv_folds", task_runner=runner)
+    def cv_folds(fit_fold: Callable[[int], T], folds: list[int]) -> list[T]:
+        futures = [cv_fold.submit(fit_fold, k) for k in folds]
+        return [f.result() for f in futures]
+
+    return cv_folds

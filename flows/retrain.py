@@ -47,7 +47,8 @@ def tune_and_train(project: Project) -> dict:
 
 @task(cache_policy=NO_CACHE)
 def gate(project: Project) -> dict:
-    decision = evaluate.run_evaluate(project)
+    decision = evaluate.run_evaluate(project,
+                                     map_folds=parallel.fold_mapper(project.params.cv.parallel))
     return {"promoted": decision.promote, "reasons": decision.reasons}
 
 

@@ -173,10 +173,14 @@ class CVResult:
     folds: pd.DataFrame
 
 
+FoldMap = Callable[[Callable[[int], Any], list[int]], list[Any]]
+
+
 def cross_val_predict(make_model: Callable[[], Any], X: pd.DataFrame, y: pd.Series, *,
                       dates: pd.Series, splits: list[Split], symbols: pd.Series | None = None,
                       sample_weight: np.ndarray | None = None, outputs: Outputs = _scores,
-                      on_fold: Callable[[int, pd.DataFrame], None] | None = None) -> CVResult:
+                      on_fold: Callable[[int, pd.DataFrame], None] | None = None,
+                      map_folds: FoldMap | None = None) -> CVResult:
     """The one fold loop: fit a fresh model on each split's training rows, predict its test
     rows. Tuning, stacking, the meta-labeler, the gate's CPCV and the TFT all run through it.
 
@@ -184,6 +188,9 @@ def cross_val_predict(make_model: Callable[[], Any], X: pd.DataFrame, y: pd.Seri
     a scored row its ``predict`` reads. It then gets those rows too (inputs known before the
     test block starts, never labels) and only the test rows' outputs are kept.
     ``on_fold(k, predictions so far)`` runs after each fold (Optuna prunes from it).
+    ``map_folds(fit_fold, folds)``: runs the folds elsewhere, all at once (the gate's CPCV on
+    a Dask cluster, ``flows.parallel.fold_mapper``); ``on_fold`` then runs after all of
+    them, in fold order. The folds are independent, so the result is the same.
     """
     from alphaline.models.metrics import mean_rank_ic
 
@@ -191,8 +198,9 @@ def cross_val_predict(make_model: Callable[[], Any], X: pd.DataFrame, y: pd.Seri
     y = pd.Series(np.asarray(y, dtype="float64"))
     symbols = None if symbols is None else pd.Series(np.asarray(symbols))
     position = np.searchsorted(np.unique(dates.to_numpy()), dates.to_numpy())
-    parts, figures = [], []
-    for k, split in enumerate(splits):
+
+    def fit_fold(k: int) -> tuple[pd.DataFrame, dict]:
+        split = splits[k]
         w = None if sample_weight is None else np.asarray(sample_weight)[split.train]
         model = make_model().fit(X.iloc[split.train], y.iloc[split.train],
                                  dates=dates.iloc[split.train], sample_weight=w)
@@ -208,11 +216,19 @@ def cross_val_predict(make_model: Callable[[], Any], X: pd.DataFrame, y: pd.Seri
             **({} if symbols is None else {"symbol": symbols.iloc[split.test].to_numpy()}),
             **{name: np.asarray(values)[keep] for name, values in out.items()},
             "label": y.iloc[split.test].to_numpy()})
+        figure = {"fold": k, "test_start": split.test_start, "test_end": split.test_end,
+                  "train_rows": len(split.train), "test_rows": len(split.test),
+                  **({"rank_ic": mean_rank_ic(frame["score"], frame["label"],
+                                              frame["date"])} if "score" in frame else {})}
+        return frame, figure
+
+    done = (None if map_folds is None
+            else iter(map_folds(fit_fold, list(range(len(splits))))))
+    parts, figures = [], []
+    for k in range(len(splits)):
+        frame, figure = fit_fold(k) if done is None else next(done)
         parts.append(frame)
-        figures.append({"fold": k, "test_start": split.test_start, "test_end": split.test_end,
-                        "train_rows": len(split.train), "test_rows": len(split.test),
-                        **({"rank_ic": mean_rank_ic(frame["score"], frame["label"],
-                                                    frame["date"])} if "score" in frame else {})})
+        figures.append(figure)
         if on_fold is not None:
             on_fold(k, pd.concat(parts, ignore_index=True))
     predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -21,6 +21,7 @@ from alphaline.console import Progress, track
 from alphaline.errors import MissingPrerequisite
 from alphaline.models.cv import (
     CPCVSplit,
+    FoldMap,
     cpcv_paths,
     cross_val_predict,
     holdout_cpcv,
@@ -149,11 +150,14 @@ def cpcv_meta_sizes(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
 
 def cpcv_path_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
                      paths: list[list[tuple[int, int]]], groups: np.ndarray, p: Params,
-                     market: dict[str, pd.DataFrame], label: str = "model") -> PathScores:
+                     market: dict[str, pd.DataFrame], label: str = "model",
+                     map_folds: FoldMap | None = None) -> PathScores:
     """Fit the recipe on each CPCV split; each backtest path's scores go through the one
     book, the rebalance rules and the cost model (:func:`book_backtest`). With
     ``portfolio.method: meta_sized_long_short`` each split also fits its own meta-labeler
-    (:func:`cpcv_meta_sizes`) and the path trades the meta-sized book."""
+    (:func:`cpcv_meta_sizes`) and the path trades the meta-sized book. ``map_folds``: where
+    the splits' fits run (``flows.parallel.fold_mapper``; here, one after another, by
+    default)."""
     close = market.get("close")
     with Progress(f"CPCV {label}", len(splits), "split") as bar:
         scores = cross_val_predict(
@@ -161,7 +165,7 @@ def cpcv_path_scores(recipe: dict, ts: TrainingSet, splits: list[CPCVSplit],
             recipe_inputs(recipe, ts.X, ts.symbols, ts.dates, close), ts.y,
             dates=ts.dates, symbols=ts.symbols, splits=splits,
             sample_weight=recipe_weights(recipe, ts),
-            on_fold=lambda k, _: bar.advance()).predictions
+            on_fold=lambda k, _: bar.advance(), map_folds=map_folds).predictions
     meta_rows, columns = None, ["date", "symbol", "score"]
     if p.portfolio.method == "meta_sized_long_short":
         scores, meta_rows = cpcv_meta_sizes(recipe, ts, splits, scores, p, label, close)
@@ -208,7 +212,8 @@ def gate_splits(ts: TrainingSet, p: Params):
 
 def gate(trained: TrainResult, ts: TrainingSet, p: Params, cost: ResearchCosts | None,
          champion_recipe: dict | None, champion_version: str | None,
-         champion_problem: str | None = None, storage: str | None = None) -> EvaluateResult:
+         champion_problem: str | None = None, storage: str | None = None,
+         map_folds: FoldMap | None = None) -> EvaluateResult:
     """The decision on ``trained``, on the traded recipe after every cost.
 
     The cheap limits first (a suspected leak or a walk-forward DSR below its limit refuses
@@ -240,7 +245,7 @@ def gate(trained: TrainResult, ts: TrainingSet, p: Params, cost: ResearchCosts |
     else:
         market = market_for(cost)
         ours = cpcv_path_scores(trained.recipe, ts, splits, paths, groups, p, market,
-                                "challenger")
+                                "challenger", map_folds)
         table = ours.table
         mean_path = ours.mean_path
         per_year = sessions_per_year(p.data.calendar)
@@ -263,7 +268,7 @@ def gate(trained: TrainResult, ts: TrainingSet, p: Params, cost: ResearchCosts |
                 log.warning("%s: %s", unusable, missing)
             else:
                 theirs = cpcv_path_scores(champion_recipe, ts, splits, paths, groups, p,
-                                          market, "champion")
+                                          market, "champion", map_folds)
                 champion_paths = theirs.table
                 test = paired_bootstrap(mean_path, theirs.mean_path,
                                         draws=p.gate.bootstrap_draws, seed=p.tuning.seed)
@@ -302,8 +307,8 @@ def probabilistic_sharpe_of(returns: pd.Series) -> float:
                                 float(stats.kurtosis(r, fisher=False)))
 
 
-def gate_and_record(project: Project, trained: TrainResult, ts: TrainingSet
-                    ) -> EvaluateResult:
+def gate_and_record(project: Project, trained: TrainResult, ts: TrainingSet,
+                    map_folds: FoldMap | None = None) -> EvaluateResult:
     """Gate a registered challenger against the champion of the moment, and record the
     decision on its version (a promotion moves the ``champion`` alias)."""
     p = project.params
@@ -317,7 +322,8 @@ def gate_and_record(project: Project, trained: TrainResult, ts: TrainingSet
         except Exception as exc:
             problem = f"champion v{champion_version} has no recipe ({exc})"
     result = gate(trained, ts, p, catalog_costs(p, catalog),
-                  recipe, champion_version, problem, storage=project.optuna_url)
+                  recipe, champion_version, problem, storage=project.optuna_url,
+                  map_folds=map_folds)
     decision = GateDecision(promote=result.promoted, reasons=result.reasons)
     registry.record_decision(trained.model, trained.version, decision, {
         "rank_ic_cpcv": result.challenger["rank_ic"],
@@ -331,14 +337,16 @@ def gate_and_record(project: Project, trained: TrainResult, ts: TrainingSet
     return result
 
 
-def run_evaluate(project: Project, ts: TrainingSet | None = None) -> GateDecision:
+def run_evaluate(project: Project, ts: TrainingSet | None = None,
+                 map_folds: FoldMap | None = None) -> GateDecision:
     """Gate the challenger that the train stage recorded; ``ts``: the training set it was
-    trained on (default: rebuilt from the feature store)."""
+    trained on (default: rebuilt from the feature store); ``map_folds``: where the CPCV
+    splits' fits run (here by default)."""
     p = project.params
     catalog = Catalog(project)
     trained = catalog.train()
     ts = ts if ts is not None else catalog.training_set()
-    result = gate_and_record(project, trained, ts)
+    result = gate_and_record(project, trained, ts, map_folds)
     decision = GateDecision(promote=result.promoted, reasons=result.reasons)
     catalog.save_evaluation(result)
     paths = pd.DataFrame(result.paths, columns=["path", "challenger_rank_ic",

@@ -76,14 +76,17 @@ def test_a_failing_trial_is_recorded_and_stops_the_search(tmp_path):
 
 
 def test_retrain_on_two_dask_workers_decides_as_one_process(trained_project, tmp_path):
-    """The fixture's retrain ran its trials in this process; the same project on a 2-worker
-    cluster tunes the same trials and the gate takes the same decision on the same figures."""
+    """The fixture's retrain ran its trials and its CPCV splits in this process; the same
+    project with both on 2-worker clusters tunes the same trials and the gate takes the same
+    decision on the same figures."""
     from alphaline.flows.retrain import retrain
 
     assert trained_project.params.tuning.parallel.runner == "none"
+    assert trained_project.params.cv.parallel.runner == "none"
     assert trained_project.params.tuning.parallel.batch > 1
     project = make_project(tmp_path / "dask", tuning__parallel__runner="dask",
-                           tuning__parallel__workers=2)
+                           tuning__parallel__workers=2, cv__parallel__runner="dask",
+                           cv__parallel__workers=2)
     out = retrain(root=str(project.root), as_of=project.params.data.end, reason="test")
 
     name = project.params.model.name
