@@ -185,7 +185,7 @@ def main() -> None:
                             "noise_max_dsr": round(max(dsrs), 4)})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(json.dumps(figures))
+    print(json.dumps(figures, default=str))  # params overrides may hold dates
 
 
 if __name__ == "__main__":
