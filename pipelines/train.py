@@ -233,11 +233,15 @@ def family_of(p: Params) -> str:
 def before_holdout(ts: TrainingSet, p: Params) -> tuple[TrainingSet, np.ndarray]:
     """The rows tuning may see: those before the gate's held-out period."""
     keep = (ts.dates < holdout_start(ts.dates, p.gate.holdout_fraction)).to_numpy()
-    sub = TrainingSet(X=ts.X[keep].reset_index(drop=True), y=ts.y[keep].reset_index(drop=True),
-                      dates=ts.dates[keep].reset_index(drop=True),
-                      symbols=ts.symbols[keep].reset_index(drop=True),
-                      fingerprint=ts.fingerprint)
-    return sub, keep
+    return rows_of(ts, keep), keep
+
+
+def rows_of(ts: TrainingSet, keep: np.ndarray) -> TrainingSet:
+    """The rows of ``ts`` where ``keep`` (same fingerprint: a view of the same data)."""
+    return TrainingSet(X=ts.X[keep].reset_index(drop=True), y=ts.y[keep].reset_index(drop=True),
+                       dates=ts.dates[keep].reset_index(drop=True),
+                       symbols=ts.symbols[keep].reset_index(drop=True),
+                       fingerprint=ts.fingerprint)
 
 
 def tuning_set(ts: TrainingSet, p: Params) -> tuple[TrainingSet, np.ndarray, list[Split]]:
@@ -251,10 +255,7 @@ def tuning_set(ts: TrainingSet, p: Params) -> tuple[TrainingSet, np.ndarray, lis
     if stride > 1:
         days = np.sort(ts.dates[keep].unique())
         keep &= ts.dates.isin(days[::stride]).to_numpy()
-    sub = TrainingSet(X=ts.X[keep].reset_index(drop=True), y=ts.y[keep].reset_index(drop=True),
-                      dates=ts.dates[keep].reset_index(drop=True),
-                      symbols=ts.symbols[keep].reset_index(drop=True),
-                      fingerprint=ts.fingerprint)
+    sub = rows_of(ts, keep)
     splits = purged_walk_forward(sub.dates, p.cv.n_splits, p.features.label_horizon,
                                  p.cv.embargo_days, -(-p.cv.min_train_days // stride))
     return sub, keep, splits
