@@ -25,17 +25,10 @@ import time
 from pathlib import Path
 
 import yaml
+from model_quality import assignments
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_MIN = 45
-
-
-def assignments(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 def peak_rss_mb() -> float:

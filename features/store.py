@@ -205,6 +205,9 @@ def materialize_day(store: FeatureStore, day: pd.Timestamp, calendar: str) -> No
     rows = pd.read_parquet(table, columns=["symbol", "date", TIMESTAMP,
                                            *[c for cols in columns.values() for c in cols]],
                            filters=[("date", "==", pd.Timestamp(day))])
+    if rows.empty:  # serving yesterday's vectors (or none) as today's would pass silently
+        raise ValueError(f"{table} has no rows for {pd.Timestamp(day).date()}: "
+                         "write the day's features before materializing it")
     packed = rows[["symbol", TIMESTAMP]].reset_index(drop=True)
     for feature_set, cols in columns.items():
         packed[vector_name(feature_set)] = list(rows[cols].to_numpy(dtype=np.float32))

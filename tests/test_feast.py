@@ -97,6 +97,8 @@ def test_materialize_then_online_matches_the_table(repo):
     # The serving read goes through the packed views only: no scalar view is online.
     assert not [v.name for v in store.list_feature_views() if v.online
                 and v.name not in {feast_store.online_view_name(s) for s in SETS}]
+    with pytest.raises(ValueError, match="has no rows for 2023-07-03"):
+        feast_store.materialize_day(store, pd.Timestamp("2023-07-03"), "XNYS")
     with pytest.raises(KeyError, match="serves no"):
         feast_store.online_vectors(store, ["SYN001"], ["KMID"])  # alpha158 not served here
 
