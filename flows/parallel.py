@@ -26,8 +26,8 @@ from alphaline.models.tuning import (
     TrialJob,
     TrialMap,
     TrialOutcome,
+    run_here,
     run_trial,
-    serial_trials,
     shipped_jobs,
 )
 from alphaline.pipelines.featurize import ChunkFn, Mapper, serial
@@ -64,10 +64,6 @@ TrialRunner = Callable[[Callable[[TrialMap], T]], T]
 @task(cache_policy=NO_CACHE)
 def tuning_trial(job: TrialJob) -> TrialOutcome:
     return run_trial(job)
-
-
-def run_here(search: Callable[[TrialMap], T]) -> T:
-    return search(serial_trials)
 
 
 def trial_runner(parallel: TuningParallelParams) -> TrialRunner:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import TypeVar
 
 import numpy as np
 import optuna
@@ -135,11 +136,18 @@ class TrialOutcome:
 
 
 TrialMap = Callable[[list[TrialJob], TrialData], list[TrialOutcome]]
+T = TypeVar("T")
 
 
 def serial_trials(jobs: list[TrialJob], data: TrialData) -> list[TrialOutcome]:
     """Evaluate a batch here, one trial after another."""
     return [run_trial(job, data) for job in jobs]
+
+
+def run_here(search: Callable[[TrialMap], T]) -> T:
+    """Run a search's trial batches in this process (``flows.parallel.trial_runner`` runs
+    them on a Dask cluster instead)."""
+    return search(serial_trials)
 
 
 class _CompletedBefore:

@@ -63,7 +63,7 @@ from alphaline.models.tuning import (
     family_trials,
     recipe_family,
     record_ensemble,
-    serial_trials,
+    run_here,
     tune_member,
 )
 from alphaline.models.weights import sample_weights
@@ -200,15 +200,9 @@ def drift_reference(X: pd.DataFrame, scores: pd.Series, bins: int) -> dict:
             "score": reference_bins(scores, bins)}
 
 
-def here(search: Callable[[TrialMap], dict]) -> dict:
-    """Run a search's trial batches in this process (``flows.parallel.trial_runner`` runs
-    them on a Dask cluster)."""
-    return search(serial_trials)
-
-
 def tune_members(p: Params, ts: TrainingSet, splits: list[Split], w: np.ndarray,
                  storage: str, callbacks: list | None = None, family: str | None = None,
-                 run: Callable = here) -> dict[str, TuningResult]:
+                 run: Callable = run_here) -> dict[str, TuningResult]:
     """Each objective's search in turn, all inside one ``run`` (one cluster for the three)."""
     def search(map_trials: TrialMap) -> dict[str, TuningResult]:
         return {obj: tune_member(
@@ -312,7 +306,7 @@ class Candidate:
 
 
 def fit_candidate(ts: TrainingSet, p: Params, *, storage: str, cost: ResearchCosts | None,
-                  callbacks: list | None = None, run_trials: Callable = here) -> Candidate:
+                  callbacks: list | None = None, run_trials: Callable = run_here) -> Candidate:
     """Tune, fit, validate and explain one challenger on ``ts``. ``run_trials``: where the
     tuning trials run (``flows.parallel.trial_runner``; here by default)."""
     splits = folds(p, ts)
@@ -432,7 +426,7 @@ def register_candidate(registry: Registry, p: Params, ts: TrainingSet, c: Candid
 
 
 def run_train(project: Project, callbacks: list | None = None,
-              ts: TrainingSet | None = None, run_trials: Callable = here) -> TrainResult:
+              ts: TrainingSet | None = None, run_trials: Callable = run_here) -> TrainResult:
     """The train stage: training set from the catalog, fit, register, write its outputs."""
     p = project.params
     catalog = Catalog(project)
